@@ -1,0 +1,568 @@
+//! Files: the file manager over the account's files root — list a folder, view and
+//! edit a text file, download the exact bytes, upload (multipart, written atomically),
+//! create a folder, rename, delete. Every path from a query or form goes through
+//! `fs::RelPath::parse` and `fs::FilesRoot`, which refuse anything that could leave the
+//! root; this module must never build a disk path itself, never decode a path a second
+//! time, and never serve a file's bytes as anything but an attachment or escaped text.
+
+use axum::body::Body;
+use axum::extract::multipart::MultipartError;
+use axum::extract::{Multipart, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use maud::{html, Markup};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use tokio_util::io::ReaderStream;
+
+use super::{query_value, see_other, PageError};
+use crate::assertion::Identity;
+use crate::fs::{check_name, EntryKind, FilesRoot, FsError, RelPath};
+use crate::layout::{format_size, format_time, page, Area, Flash};
+use crate::store::{Account, ActivityEntry, ActivityKind};
+use crate::{PanelState, UPLOAD_LIMIT_BYTES};
+
+/// Largest file the viewer and editor open (larger ones are downloaded instead).
+pub const TEXT_LIMIT_BYTES: u64 = 1024 * 1024;
+
+/// `?path=` plus the flash parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct PathQuery {
+    #[serde(default)]
+    path: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+impl PathQuery {
+    fn flash(&self) -> Option<Flash<'_>> {
+        match (&self.error, &self.notice) {
+            (Some(error), _) => Some(Flash::Error(error)),
+            (None, Some(notice)) => Some(Flash::Notice(notice)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The editor's form.
+#[derive(Debug, Deserialize)]
+pub struct SaveFile {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    content: String,
+}
+
+/// The new-folder form.
+#[derive(Debug, Deserialize)]
+pub struct CreateFolder {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// The rename form.
+#[derive(Debug, Deserialize)]
+pub struct Rename {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    new_name: String,
+}
+
+/// The delete form.
+#[derive(Debug, Deserialize)]
+pub struct Delete {
+    #[serde(default)]
+    path: String,
+}
+
+fn files_root(panel: &PanelState, account: &Account) -> Result<FilesRoot, PageError> {
+    Ok(FilesRoot::for_account(&panel.files_dir, &account.username)?)
+}
+
+fn folder_href(rel: &RelPath) -> String {
+    format!("/files?path={}", query_value(&rel.to_string()))
+}
+
+fn file_href(action: &str, rel: &RelPath) -> String {
+    format!("/files/{action}?path={}", query_value(&rel.to_string()))
+}
+
+/// `GET /files?path=`: a folder listing.
+pub async fn list(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Query(query): Query<PathQuery>,
+) -> Result<Markup, PageError> {
+    let rel = RelPath::parse(&query.path)?;
+    let entries = files_root(&panel, &account)?.list(&rel).await?;
+    let title = if rel.is_root() {
+        "Files".to_owned()
+    } else {
+        format!("Files: {rel}")
+    };
+    Ok(page(
+        &identity,
+        Area::Files,
+        &title,
+        query.flash(),
+        html! {
+            (breadcrumbs(&rel))
+            @if entries.is_empty() {
+                div.card { p.muted { "This folder is empty." } }
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th.num { "Size" } th { "Modified" } th { span.muted { "Actions" } } } }
+                    tbody {
+                        @for entry in &entries {
+                            @let child = rel.child(&entry.name);
+                            tr {
+                                td {
+                                    @match entry.kind {
+                                        EntryKind::Folder => { a href=(folder_href(&child)) { (entry.name) "/" } },
+                                        EntryKind::File => { a href=(file_href("view", &child)) { (entry.name) } },
+                                        EntryKind::Link => { (entry.name) " " span.muted { "(link, not followed)" } },
+                                        EntryKind::Other => { (entry.name) " " span.muted { "(not supported)" } },
+                                    }
+                                }
+                                td.num {
+                                    @if entry.kind == EntryKind::File { (format_size(entry.size)) }
+                                    @else { span.muted { "\u{2014}" } }
+                                }
+                                td { @if let Some(modified) = entry.modified { (format_time(modified)) } }
+                                td {
+                                    @if matches!(entry.kind, EntryKind::File | EntryKind::Folder) {
+                                        div.actions {
+                                            @if entry.kind == EntryKind::File {
+                                                a.button.secondary.small href=(file_href("edit", &child)) { "Edit" }
+                                                a.button.secondary.small href=(file_href("download", &child)) { "Download" }
+                                            }
+                                            form.inline method="post" action="/files/rename" {
+                                                input type="hidden" name="path" value=(child.to_string());
+                                                input type="text" name="new_name" value=(entry.name) aria-label={ "New name for " (entry.name) } required;
+                                                button.secondary.small type="submit" { "Rename" }
+                                            }
+                                            form.inline method="post" action="/files/delete" {
+                                                input type="hidden" name="path" value=(child.to_string());
+                                                button.danger.small type="submit" { "Delete" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "New folder" }
+            div.card {
+                form.inline method="post" action="/files/mkdir" {
+                    input type="hidden" name="path" value=(rel.to_string());
+                    input type="text" name="name" placeholder="images" aria-label="Folder name" required;
+                    button type="submit" { "Create folder" }
+                }
+            }
+            h2 { "Upload a file" }
+            div.card {
+                form.inline method="post" action="/files/upload" enctype="multipart/form-data" {
+                    input type="hidden" name="path" value=(rel.to_string());
+                    input type="file" name="file" aria-label="File to upload" required;
+                    button type="submit" { "Upload" }
+                }
+                p.muted { "Up to " (format_size(UPLOAD_LIMIT_BYTES as u64)) ". A file with the same name is replaced." }
+            }
+        },
+    ))
+}
+
+fn breadcrumbs(rel: &RelPath) -> Markup {
+    html! {
+        p.crumbs {
+            a href="/files" { "Files" }
+            @for (name, crumb) in rel.crumbs() {
+                " / " a href=(folder_href(&crumb)) { (name) }
+            }
+        }
+    }
+}
+
+/// `GET /files/view?path=`: a text file, escaped.
+pub async fn view(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Query(query): Query<PathQuery>,
+) -> Result<Markup, PageError> {
+    let rel = RelPath::parse(&query.path)?;
+    if rel.is_root() {
+        return Err(FsError::NotAFile.into());
+    }
+    let bytes = files_root(&panel, &account)?
+        .read(&rel, TEXT_LIMIT_BYTES)
+        .await?;
+    let text = String::from_utf8(bytes).ok();
+    Ok(page(
+        &identity,
+        Area::Files,
+        rel.name().unwrap_or("File"),
+        query.flash(),
+        html! {
+            (breadcrumbs(&rel))
+            p.actions {
+                @if text.is_some() { a.button.small href=(file_href("edit", &rel)) { "Edit" } }
+                a.button.secondary.small href=(file_href("download", &rel)) { "Download" }
+                a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
+            }
+            @match &text {
+                Some(text) => pre.text { (text) },
+                None => div.card { p { "This file is not text, so it is not shown here. Download it to open it." } },
+            }
+        },
+    ))
+}
+
+/// `GET /files/edit?path=`: the editor.
+pub async fn edit_form(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Query(query): Query<PathQuery>,
+) -> Result<Markup, PageError> {
+    let rel = RelPath::parse(&query.path)?;
+    if rel.is_root() {
+        return Err(FsError::NotAFile.into());
+    }
+    let bytes = files_root(&panel, &account)?
+        .read(&rel, TEXT_LIMIT_BYTES)
+        .await?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(PageError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not a text file",
+            "The editor only opens UTF-8 text. Download the file to change it, then upload it again.",
+        )
+        .back_to(folder_href(&rel.parent()), "Back to folder"));
+    };
+    Ok(page(
+        &identity,
+        Area::Files,
+        &format!("Edit {}", rel.name().unwrap_or("file")),
+        query.flash(),
+        html! {
+            (breadcrumbs(&rel))
+            form.editor method="post" action="/files/edit" {
+                input type="hidden" name="path" value=(rel.to_string());
+                textarea name="content" aria-label="File content" spellcheck="false" { (text) }
+                p.actions {
+                    button type="submit" { "Save" }
+                    a.button.secondary href=(file_href("view", &rel)) { "Cancel" }
+                }
+            }
+        },
+    ))
+}
+
+/// `POST /files/edit`: saves the editor's content atomically.
+pub async fn save(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Form(form): Form<SaveFile>,
+) -> Result<Response, PageError> {
+    let rel = RelPath::parse(&form.path)?;
+    if rel.is_root() {
+        return Err(FsError::NotAFile.into());
+    }
+    let root = files_root(&panel, &account)?;
+    // Browsers send textarea lines with CRLF; keep LF files LF.
+    let keeps_crlf = match root.read(&rel, TEXT_LIMIT_BYTES).await {
+        Ok(existing) => existing.windows(2).any(|pair| pair == b"\r\n"),
+        Err(FsError::NotFound) => false,
+        Err(error) => return Err(error.into()),
+    };
+    let content = if keeps_crlf {
+        form.content
+    } else {
+        form.content.replace("\r\n", "\n")
+    };
+    root.save(&rel, content.into_bytes()).await?;
+    record(
+        &panel,
+        &account,
+        &identity,
+        ActivityKind::FileSaved,
+        format!("Saved {rel}"),
+    )
+    .await?;
+    Ok(see_other(
+        &folder_href(&rel.parent()),
+        &format!("Saved {rel}."),
+    ))
+}
+
+/// `GET /files/download?path=`: the exact bytes, as an attachment.
+pub async fn download(
+    State(panel): State<PanelState>,
+    account: Account,
+    Query(query): Query<PathQuery>,
+) -> Result<Response, PageError> {
+    let rel = RelPath::parse(&query.path)?;
+    if rel.is_root() {
+        return Err(FsError::NotAFile.into());
+    }
+    let download = files_root(&panel, &account)?.open(&rel).await?;
+    let disposition = HeaderValue::from_str(&content_disposition(&download.name))
+        .map_err(|error| PageError::internal(&error))?;
+    let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(download.file)));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, HeaderValue::from(download.len)),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// RFC 6266 `attr-char`: what `filename*` may carry unencoded.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="..."`, plus `filename*=UTF-8''...` (RFC 6266 §4.3, RFC 8187)
+/// when the name is not plain printable ASCII.
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if fallback == name {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        format!(
+            "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
+            utf8_percent_encode(name, ATTR_CHAR)
+        )
+    }
+}
+
+/// `POST /files/upload`: multipart fields `path` (the folder, sent first) and `file`.
+pub async fn upload(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    mut multipart: Multipart,
+) -> Result<Response, PageError> {
+    let root = files_root(&panel, &account)?;
+    let mut folder: Option<RelPath> = None;
+    let mut uploaded: Vec<RelPath> = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(upload_failed)? {
+        match field.name() {
+            Some("path") => {
+                let text = field.text().await.map_err(upload_failed)?;
+                folder = Some(RelPath::parse(&text)?);
+            }
+            Some("file") => {
+                let Some(folder) = &folder else {
+                    return Err(FsError::FolderAfterFile.into());
+                };
+                let name = field.file_name().unwrap_or_default().to_owned();
+                if name.is_empty() {
+                    return Err(PageError::bad_request("Choose a file to upload.")
+                        .back_to(folder_href(folder), "Back to folder"));
+                }
+                let rel = folder.child(check_name(&name)?);
+                let mut staged = root.stage(&rel).await?;
+                while let Some(chunk) = field.chunk().await.map_err(upload_failed)? {
+                    staged.write(&chunk).await?;
+                }
+                staged.commit().await?;
+                uploaded.push(rel);
+            }
+            _ => {}
+        }
+    }
+    let Some(folder) = folder else {
+        return Err(PageError::bad_request(
+            "The upload form did not say which folder to upload to.",
+        ));
+    };
+    if uploaded.is_empty() {
+        return Err(PageError::bad_request("Choose a file to upload.")
+            .back_to(folder_href(&folder), "Back to folder"));
+    }
+    for rel in &uploaded {
+        record(
+            &panel,
+            &account,
+            &identity,
+            ActivityKind::FileUploaded,
+            format!("Uploaded {rel}"),
+        )
+        .await?;
+    }
+    let names: Vec<String> = uploaded.iter().map(ToString::to_string).collect();
+    Ok(see_other(
+        &folder_href(&folder),
+        &format!("Uploaded {}.", names.join(", ")),
+    ))
+}
+
+fn upload_failed(error: MultipartError) -> PageError {
+    let status = error.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        PageError::new(
+            status,
+            "Upload too large",
+            format!(
+                "Uploads are limited to {}.",
+                format_size(UPLOAD_LIMIT_BYTES as u64)
+            ),
+        )
+    } else {
+        PageError::new(
+            status,
+            "Upload failed",
+            format!("The upload could not be read: {}", error.body_text()),
+        )
+    }
+    .back_to("/files", "Back to your files")
+}
+
+/// `POST /files/mkdir`
+pub async fn create_folder(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Form(form): Form<CreateFolder>,
+) -> Result<Response, PageError> {
+    let parent = RelPath::parse(&form.path)?;
+    let created = files_root(&panel, &account)?
+        .create_folder(&parent, &form.name)
+        .await?;
+    record(
+        &panel,
+        &account,
+        &identity,
+        ActivityKind::FolderCreated,
+        format!("Created folder {created}"),
+    )
+    .await?;
+    Ok(see_other(
+        &folder_href(&parent),
+        &format!("Created folder {created}."),
+    ))
+}
+
+/// `POST /files/rename`
+pub async fn rename(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Form(form): Form<Rename>,
+) -> Result<Response, PageError> {
+    let rel = RelPath::parse(&form.path)?;
+    let renamed = files_root(&panel, &account)?
+        .rename(&rel, &form.new_name)
+        .await?;
+    record(
+        &panel,
+        &account,
+        &identity,
+        ActivityKind::FileRenamed,
+        format!("Renamed {rel} to {renamed}"),
+    )
+    .await?;
+    Ok(see_other(
+        &folder_href(&rel.parent()),
+        &format!("Renamed {rel} to {renamed}."),
+    ))
+}
+
+/// `POST /files/delete`: a file, or a folder with everything in it.
+pub async fn delete(
+    State(panel): State<PanelState>,
+    identity: Identity,
+    account: Account,
+    Form(form): Form<Delete>,
+) -> Result<Response, PageError> {
+    let rel = RelPath::parse(&form.path)?;
+    let kind = files_root(&panel, &account)?.delete(&rel).await?;
+    let what = if kind == EntryKind::Folder {
+        "folder "
+    } else {
+        ""
+    };
+    record(
+        &panel,
+        &account,
+        &identity,
+        ActivityKind::FileDeleted,
+        format!("Deleted {what}{rel}"),
+    )
+    .await?;
+    Ok(see_other(
+        &folder_href(&rel.parent()),
+        &format!("Deleted {what}{rel}."),
+    ))
+}
+
+async fn record(
+    panel: &PanelState,
+    account: &Account,
+    identity: &Identity,
+    kind: ActivityKind,
+    summary: String,
+) -> Result<(), PageError> {
+    let entry = ActivityEntry::new(identity, kind, summary);
+    Ok(panel.store.record_activity(account.id, &entry).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_names_get_a_plain_filename() {
+        assert_eq!(
+            content_disposition("report 1.pdf"),
+            "attachment; filename=\"report 1.pdf\""
+        );
+    }
+
+    #[test]
+    fn other_names_get_a_fallback_and_filename_star() {
+        assert_eq!(
+            content_disposition("résumé \"v2\".txt"),
+            "attachment; filename=\"r_sum_ _v2_.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22.txt"
+        );
+    }
+}

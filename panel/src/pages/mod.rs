@@ -1,0 +1,279 @@
+//! The panel's pages, one module per sidebar area, and what they share: the error type
+//! every handler returns (`PageError`, shown as a page in the layout with the right
+//! status), the Post/Redirect/Get helper with its `?notice=` flash, the 404 page, and
+//! the last middleware before the handlers (`finish_response`), which turns errors into
+//! pages and adds the security headers. Handlers must scope everything by the `Account`
+//! they are given and never take identity from the request itself.
+
+pub mod activity;
+pub mod dashboard;
+pub mod databases;
+pub mod domains;
+pub mod files;
+pub mod mail;
+pub mod settings;
+
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+
+use crate::assertion::Identity;
+use crate::fs::FsError;
+use crate::layout::{page, Area, Flash};
+use crate::store::StoreError;
+
+/// How much of a framework rejection's text is shown.
+const REJECTION_TEXT_LIMIT: usize = 4096;
+
+/// Characters left alone when a value is put in a query string.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Encodes `value` for use as one query-string value.
+pub fn query_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+/// Characters left alone in one path segment.
+const PATH_SEGMENT: &AsciiSet = &QUERY_VALUE.add(b'/');
+
+/// Encodes `value` as one path segment.
+pub fn path_segment(value: &str) -> String {
+    utf8_percent_encode(value, PATH_SEGMENT).to_string()
+}
+
+/// The flash parameters a page may receive after a redirect.
+#[derive(Debug, Default, Deserialize)]
+pub struct FlashQuery {
+    /// A success message.
+    pub notice: Option<String>,
+    /// A refusal message.
+    pub error: Option<String>,
+}
+
+impl FlashQuery {
+    /// The flash to show, if any.
+    pub fn flash(&self) -> Option<Flash<'_>> {
+        match (&self.error, &self.notice) {
+            (Some(error), _) => Some(Flash::Error(error)),
+            (None, Some(notice)) => Some(Flash::Notice(notice)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// 303 See Other to `location` with a success flash.
+pub fn see_other(location: &str, notice: &str) -> Response {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!(
+        "{location}{separator}notice={}",
+        query_value(notice)
+    ))
+    .into_response()
+}
+
+/// A failure a handler reports; `finish_response` renders it in the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+    back: Option<(String, &'static str)>,
+}
+
+impl PageError {
+    /// 400: the request itself is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "Bad request", message)
+    }
+
+    /// 404: nothing of that name in this account.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Page not found", message)
+    }
+
+    /// 500: something broke; the detail goes to the log, not the page.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The panel could not finish this request. Nothing you typed was lost from the previous page; try again in a moment.",
+        )
+    }
+
+    /// Any status with a title and message.
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            title,
+            message: message.into(),
+            back: None,
+        }
+    }
+
+    /// Adds a link back to where the user came from.
+    pub fn back_to(mut self, href: impl Into<String>, label: &'static str) -> Self {
+        self.back = Some((href.into(), label));
+        self
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        PageError::internal(&error)
+    }
+}
+
+impl From<FsError> for PageError {
+    fn from(error: FsError) -> Self {
+        let message = capitalise(&error.to_string());
+        let page = match error {
+            FsError::NotFound => PageError::not_found(message),
+            FsError::AlreadyExists(_) => {
+                PageError::new(StatusCode::CONFLICT, "Already exists", message)
+            }
+            FsError::TooLarge { .. } => {
+                PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "File too large", message)
+            }
+            FsError::Io(error) => return PageError::internal(&error),
+            FsError::BadPath(_)
+            | FsError::BadName(_)
+            | FsError::Symlink
+            | FsError::NotAFolder
+            | FsError::NotAFile
+            | FsError::RootIsFixed
+            | FsError::FolderAfterFile => PageError::bad_request(message),
+        };
+        page.back_to("/files", "Back to your files")
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The 404 page for any path the panel does not serve.
+pub async fn not_found() -> PageError {
+    PageError::not_found("There is no page at this address.").back_to("/", "Go to the dashboard")
+}
+
+/// The last middleware before the handlers: renders a `PageError` as a page in the
+/// layout and adds headers every response carries.
+pub async fn finish_response(request: Request, next: Next) -> Response {
+    let identity = request.extensions().get::<Identity>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(identity) = identity {
+        if let Some(failure) = response.extensions_mut().remove::<PageError>() {
+            response = (failure.status, render_failure(&identity, &failure)).into_response();
+        } else if response.status().is_client_error() && !is_html(&response) {
+            response = framework_rejection_page(&identity, response).await;
+        }
+    }
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"))
+}
+
+/// Axum's own refusals (a form that does not parse, a method a route does not take)
+/// come as short plain text; show them in the layout too, keeping headers like `Allow`.
+async fn framework_rejection_page(identity: &Identity, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, REJECTION_TEXT_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let status = parts.status;
+    let title = status.canonical_reason().unwrap_or("Request refused");
+    let message = if text.is_empty() {
+        format!("The panel cannot answer this request ({title}).")
+    } else {
+        text
+    };
+    let failure = PageError::new(status, title, message).back_to("/", "Go to the dashboard");
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let page = render_failure(identity, &failure).into_response();
+    let (page_parts, page_body) = page.into_parts();
+    parts.headers.extend(page_parts.headers);
+    Response::from_parts(parts, page_body)
+}
+
+fn render_failure(identity: &Identity, failure: &PageError) -> maud::Markup {
+    page(
+        identity,
+        Area::Elsewhere,
+        failure.title,
+        None,
+        html! {
+            div.card {
+                p { (failure.message) }
+                @if let Some((href, label)) = &failure.back {
+                    p { a href=(href) { (label) } }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_encoded_once() {
+        assert_eq!(query_value("a b&c=d/é"), "a%20b%26c%3Dd/%C3%A9");
+        assert_eq!(path_segment("a/b"), "a%2Fb");
+    }
+
+    #[test]
+    fn redirects_are_see_other_with_a_notice() {
+        let response = see_other("/files?path=a", "Saved a & b");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/files?path=a&notice=Saved%20a%20%26%20b"
+        );
+    }
+}

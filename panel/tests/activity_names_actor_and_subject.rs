@@ -1,0 +1,172 @@
+//! The activity feed records every change, newest first, with time and who: the subject
+//! alone (`carl`), or the actor on the subject's behalf (`ada (admin) on behalf of carl`)
+//! when the assertion carried an `act` claim; the actor and subject are stored in each
+//! row.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Panel, Part, Who};
+
+#[tokio::test]
+async fn a_change_made_while_impersonating_names_the_actor_on_behalf_of_the_subject() {
+    let panel = Panel::start().await;
+    let ada_as_carl = Who::impersonated("carl", "ada", "admin");
+    panel
+        .post(&ada_as_carl, "/domains", &[("name", "fixed.example.com")])
+        .await
+        .assert_redirect("/domains");
+
+    let text = panel.get(&ada_as_carl, "/activity").await.text();
+    assert!(text.contains("ada (admin) on behalf of carl"), "{text}");
+    assert!(text.contains("Added domain fixed.example.com"));
+
+    let store = &panel.state.store;
+    let account = store
+        .find_account("carl")
+        .await
+        .expect("store")
+        .expect("account");
+    let newest = &store
+        .recent_activity(account.id, 1)
+        .await
+        .expect("activity")[0];
+    assert_eq!(newest.subject, "carl");
+    assert_eq!(newest.actor_username.as_deref(), Some("ada"));
+    assert_eq!(newest.actor_role.as_deref(), Some("admin"));
+    assert_eq!(newest.impersonation_id.as_deref(), Some("imp-1"));
+}
+
+#[tokio::test]
+async fn a_change_made_by_the_subject_names_only_the_subject() {
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    panel
+        .post(&carl, "/domains", &[("name", "mine.example.com")])
+        .await
+        .assert_redirect("/domains");
+    let text = panel.get(&carl, "/activity").await.text();
+    assert!(text.contains("<td class=\"who\">carl</td>"), "{text}");
+    assert!(!text.contains("on behalf of"));
+}
+
+#[tokio::test]
+async fn a_reseller_impersonating_is_named_with_their_role() {
+    let panel = Panel::start().await;
+    let rita_as_carl = Who::impersonated("carl", "rita", "reseller");
+    panel
+        .post(&rita_as_carl, "/databases", &[("name", "shop")])
+        .await
+        .assert_redirect("/databases");
+    let text = panel.get(&Who::customer("carl"), "/activity").await.text();
+    assert!(text.contains("rita (reseller) on behalf of carl"), "{text}");
+}
+
+#[tokio::test]
+async fn every_kind_of_change_is_recorded_newest_first() {
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    let steps: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/domains", vec![("name", "a.example.com")]),
+        ("/domains/a.example.com/delete", vec![]),
+        ("/files/mkdir", vec![("path", ""), ("name", "docs")]),
+        (
+            "/files/edit",
+            vec![("path", "docs/notes.txt"), ("content", "hi")],
+        ),
+        (
+            "/files/rename",
+            vec![("path", "docs/notes.txt"), ("new_name", "todo.txt")],
+        ),
+        ("/files/delete", vec![("path", "docs/todo.txt")]),
+        ("/databases", vec![("name", "shop")]),
+        ("/databases/carl_shop/drop", vec![]),
+        ("/mail", vec![("name", "sales")]),
+        ("/mail/sales/delete", vec![]),
+        ("/settings", vec![("contact_email", "carl@example.org")]),
+    ];
+    for (uri, fields) in &steps {
+        let reply = panel.post(&carl, uri, fields).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "{uri}: {}",
+            reply.text()
+        );
+    }
+    panel
+        .upload(
+            &carl,
+            &[
+                Part::Text("path", "docs"),
+                Part::File("file", "up.txt", b"x"),
+            ],
+        )
+        .await
+        .assert_redirect("/files");
+
+    let store = &panel.state.store;
+    let account = store
+        .find_account("carl")
+        .await
+        .expect("store")
+        .expect("account");
+    let kinds: Vec<String> = store
+        .recent_activity(account.id, 100)
+        .await
+        .expect("activity")
+        .into_iter()
+        .map(|record| record.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "file.uploaded",
+            "settings.changed",
+            "mailbox.deleted",
+            "mailbox.created",
+            "database.dropped",
+            "database.created",
+            "file.deleted",
+            "file.renamed",
+            "file.saved",
+            "folder.created",
+            "domain.removed",
+            "domain.added",
+            "account.provisioned",
+        ]
+    );
+    let text = panel.get(&carl, "/activity").await.text();
+    let renamed = text
+        .find("Renamed docs/notes.txt to docs/todo.txt")
+        .expect("rename shown");
+    let created = text.find("Created folder docs").expect("mkdir shown");
+    assert!(renamed < created, "newest first");
+}
+
+#[tokio::test]
+async fn refused_changes_are_not_recorded() {
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    panel
+        .post(&carl, "/domains", &[("name", "not a domain")])
+        .await;
+    panel
+        .post(&carl, "/files/delete", &[("path", "../x")])
+        .await;
+    panel.post(&carl, "/databases/carl_nope/drop", &[]).await;
+    let store = &panel.state.store;
+    let account = store
+        .find_account("carl")
+        .await
+        .expect("store")
+        .expect("account");
+    assert_eq!(
+        store
+            .recent_activity(account.id, 100)
+            .await
+            .expect("activity")
+            .len(),
+        1
+    );
+}

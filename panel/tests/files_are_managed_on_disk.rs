@@ -1,0 +1,434 @@
+//! Files: the file manager works on the real disk under the account's root — list,
+//! create a folder, upload, view (escaped), edit and save, rename, delete (folders
+//! recursively) — answering each change with 303 to the folder, and refusing bad
+//! names, clashes and missing files with clear errors.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{encode, read, Panel, Part, Who};
+
+async fn provisioned(panel: &Panel) -> Who {
+    let carl = Who::customer("carl");
+    panel.get(&carl, "/").await;
+    carl
+}
+
+#[tokio::test]
+async fn the_root_lists_the_starting_files() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let reply = panel.get(&carl, "/files").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = reply.text();
+    assert!(text.contains("href=\"/files?path=public_html\""), "{text}");
+    assert!(
+        text.contains("href=\"/files/view?path=README.txt\""),
+        "{text}"
+    );
+    assert!(text.contains("href=\"/files/download?path=README.txt\""));
+
+    let text = panel.get(&carl, "/files?path=public_html").await.text();
+    assert!(
+        text.contains("href=\"/files/view?path=public_html/index.html\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_folder_is_created_and_a_file_uploaded_into_it() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let reply = panel
+        .post(
+            &carl,
+            "/files/mkdir",
+            &[("path", "public_html"), ("name", "images")],
+        )
+        .await;
+    reply.assert_redirect("/files?path=public_html&notice=");
+    assert!(panel.files_of("carl").join("public_html/images").is_dir());
+
+    let reply = panel
+        .upload(
+            &carl,
+            &[
+                Part::Text("path", "public_html/images"),
+                Part::File("file", "logo.svg", b"<svg/>"),
+            ],
+        )
+        .await;
+    reply.assert_redirect("/files?path=public_html/images&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "public_html/images/logo.svg").as_deref(),
+        Some(&b"<svg/>"[..])
+    );
+
+    let listing = panel
+        .get(&carl, "/files?path=public_html/images")
+        .await
+        .text();
+    assert!(listing.contains("logo.svg"));
+    // No scratch file is left behind.
+    let names: Vec<_> = std::fs::read_dir(panel.files_of("carl").join("public_html/images"))
+        .expect("dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[tokio::test]
+async fn an_upload_replaces_a_file_of_the_same_name() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    panel
+        .upload(
+            &carl,
+            &[
+                Part::Text("path", ""),
+                Part::File("file", "README.txt", b"new"),
+            ],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "README.txt").as_deref(),
+        Some(&b"new"[..])
+    );
+}
+
+#[tokio::test]
+async fn an_upload_beyond_the_default_form_limit_is_accepted() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    panel
+        .upload(
+            &carl,
+            &[Part::Text("path", ""), Part::File("file", "big.bin", &big)],
+        )
+        .await
+        .assert_redirect("/files");
+    assert_eq!(read(&panel.files_of("carl"), "big.bin"), Some(big));
+}
+
+#[tokio::test]
+async fn an_upload_must_name_its_folder_first_and_carry_a_file() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let reply = panel
+        .upload(
+            &carl,
+            &[Part::File("file", "x.txt", b"x"), Part::Text("path", "")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.text().contains("before the file"));
+
+    let reply = panel
+        .upload(
+            &carl,
+            &[Part::Text("path", ""), Part::File("file", "", b"")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.text().contains("Choose a file"));
+
+    let reply = panel
+        .upload(
+            &carl,
+            &[
+                Part::Text("path", "no-such-folder"),
+                Part::File("file", "x.txt", b"x"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(!panel.files_of("carl").join("x.txt").exists());
+}
+
+#[tokio::test]
+async fn a_text_file_is_viewed_escaped_and_edited() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let reply = panel
+        .get(&carl, "/files/view?path=public_html/index.html")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .text()
+            .contains("&lt;h1&gt;Welcome to carl&#39;s site&lt;/h1&gt;")
+            || reply
+                .text()
+                .contains("&lt;h1&gt;Welcome to carl's site&lt;/h1&gt;")
+    );
+    assert!(!reply.text().contains("<h1>Welcome"));
+
+    let form = panel
+        .get(&carl, "/files/edit?path=public_html/index.html")
+        .await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.text().contains("<textarea name=\"content\""));
+    assert!(form
+        .text()
+        .contains("name=\"path\" value=\"public_html/index.html\""));
+
+    let reply = panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[
+                ("path", "public_html/index.html"),
+                ("content", "<p>new</p>\r\nline two\r\n"),
+            ],
+        )
+        .await;
+    reply.assert_redirect("/files?path=public_html&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "public_html/index.html").as_deref(),
+        Some(&b"<p>new</p>\nline two\n"[..]),
+        "browser CRLF becomes LF for an LF file"
+    );
+}
+
+#[tokio::test]
+async fn a_crlf_file_keeps_its_line_endings() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    std::fs::write(panel.files_of("carl").join("dos.txt"), "a\r\nb\r\n").expect("write");
+    panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "dos.txt"), ("content", "a\r\nc\r\n")],
+        )
+        .await
+        .assert_redirect("/files");
+    assert_eq!(
+        read(&panel.files_of("carl"), "dos.txt").as_deref(),
+        Some(&b"a\r\nc\r\n"[..])
+    );
+}
+
+#[tokio::test]
+async fn a_binary_file_is_not_shown_or_edited_as_text() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    std::fs::write(
+        panel.files_of("carl").join("blob.bin"),
+        [0xff, 0xfe, 0x00, 0x80],
+    )
+    .expect("write");
+    let view = panel.get(&carl, "/files/view?path=blob.bin").await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert!(view.text().contains("not text"));
+    let edit = panel.get(&carl, "/files/edit?path=blob.bin").await;
+    assert_eq!(edit.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn files_and_folders_are_renamed() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    panel
+        .post(
+            &carl,
+            "/files/rename",
+            &[("path", "README.txt"), ("new_name", "READ ME.txt")],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    let root = panel.files_of("carl");
+    assert!(!root.join("README.txt").exists());
+    assert!(root.join("READ ME.txt").is_file());
+
+    panel
+        .post(
+            &carl,
+            "/files/rename",
+            &[("path", "public_html"), ("new_name", "www")],
+        )
+        .await
+        .assert_redirect("/files");
+    assert!(root.join("www/index.html").is_file());
+
+    let reply = panel
+        .post(
+            &carl,
+            "/files/rename",
+            &[("path", "www"), ("new_name", "READ ME.txt")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(reply.text().contains("already exists"));
+    assert!(root.join("www").is_dir());
+}
+
+#[tokio::test]
+async fn files_and_folders_are_deleted_recursively() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let root = panel.files_of("carl");
+    std::fs::create_dir_all(root.join("public_html/a/b")).expect("dirs");
+    std::fs::write(root.join("public_html/a/b/c.txt"), "c").expect("write");
+
+    panel
+        .post(&carl, "/files/delete", &[("path", "README.txt")])
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert!(!root.join("README.txt").exists());
+
+    panel
+        .post(&carl, "/files/delete", &[("path", "public_html/a")])
+        .await
+        .assert_redirect("/files?path=public_html&notice=");
+    assert!(!root.join("public_html/a").exists());
+    assert!(root.join("public_html/index.html").exists());
+
+    let reply = panel.post(&carl, "/files/delete", &[("path", "")]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(root.is_dir());
+}
+
+#[tokio::test]
+async fn bad_names_are_refused_with_400() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for name in ["", ".", "..", "a/b", "a\\b", "a\0b", &"x".repeat(256)] {
+        let reply = panel
+            .post(&carl, "/files/mkdir", &[("path", ""), ("name", name)])
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "mkdir {name:?}");
+        let reply = panel
+            .post(
+                &carl,
+                "/files/rename",
+                &[("path", "README.txt"), ("new_name", name)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "rename {name:?}");
+        let reply = panel
+            .upload(
+                &carl,
+                &[Part::Text("path", ""), Part::File("file", name, b"x")],
+            )
+            .await;
+        assert!(
+            reply.status.is_client_error(),
+            "upload {name:?}: {}",
+            reply.status
+        );
+    }
+    assert!(panel.files_of("carl").join("README.txt").is_file());
+    let reply = panel
+        .post(
+            &carl,
+            "/files/mkdir",
+            &[("path", ""), ("name", "public_html")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn missing_files_are_not_found() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for uri in [
+        "/files?path=nope",
+        "/files/view?path=nope.txt",
+        "/files/edit?path=nope.txt",
+        "/files/download?path=nope.txt",
+        "/files/view?path=README.txt/x",
+    ] {
+        let reply = panel.get(&carl, uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(reply.text().contains("<!doctype html>"), "{uri}");
+    }
+    for (uri, fields) in [
+        ("/files/delete", vec![("path", "nope")]),
+        ("/files/rename", vec![("path", "nope"), ("new_name", "x")]),
+        ("/files/mkdir", vec![("path", "nope"), ("name", "x")]),
+        (
+            "/files/edit",
+            vec![("path", "nope/x.txt"), ("content", "x")],
+        ),
+    ] {
+        assert_eq!(
+            panel.post(&carl, uri, &fields).await.status,
+            StatusCode::NOT_FOUND,
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_folder_is_not_opened_as_a_file_nor_a_file_as_a_folder() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    assert_eq!(
+        panel.get(&carl, "/files?path=README.txt").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        panel
+            .get(&carl, "/files/view?path=public_html")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        panel
+            .get(&carl, "/files/download?path=public_html")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let reply = panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "public_html"), ("content", "x")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(panel
+        .files_of("carl")
+        .join("public_html/index.html")
+        .is_file());
+}
+
+#[tokio::test]
+async fn unusual_but_harmless_names_work() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for name in [
+        "%2e%2e",
+        "...",
+        "a..b",
+        "100% done.txt",
+        "naïve résumé.txt",
+        "<b>bold.txt",
+    ] {
+        panel
+            .upload(
+                &carl,
+                &[Part::Text("path", ""), Part::File("file", name, b"ok")],
+            )
+            .await
+            .assert_redirect("/files");
+        assert_eq!(
+            read(&panel.files_of("carl"), name).as_deref(),
+            Some(&b"ok"[..]),
+            "{name}"
+        );
+        let reply = panel
+            .get(&carl, &format!("/files/view?path={}", encode(name)))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{name}");
+    }
+    let listing = panel.get(&carl, "/files").await.text();
+    assert!(listing.contains("&lt;b&gt;bold.txt"));
+    assert!(!listing.contains("<b>bold"));
+}
