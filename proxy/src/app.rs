@@ -1,0 +1,534 @@
+//! Everything a request may need, built once at start, and the rules of a session's life:
+//! how a token becomes an identity, when a session or impersonation ends by itself, and
+//! how sign-in, impersonation start/stop and sign-out change it.
+//!
+//! Who may impersonate whom is not decided here: the policies are asked. What this module
+//! owns is the order of things: check, rotate the token, change the store, write the audit
+//! record, forget the cached copy.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::assertion::Signer25519;
+use crate::audit::writer::{AuditError, AuditLog};
+use crate::audit::{Event, Kind};
+use crate::config::Config;
+use crate::directory::{Account, Status};
+use crate::metrics::METRICS;
+use crate::policy::PolicyStore;
+use crate::session::{random_id, random_token, token_hash, SessionCache};
+use crate::store::sessions::{NewImpersonation, NewSession, SessionRecord};
+use crate::store::{now_ms, Store, StoreError};
+
+/// How often (at most) a session's last use is written back to the store.
+const TOUCH_EVERY_MS: i64 = 15_000;
+
+/// Shared state of one running proxy.
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The store (request-path pool).
+    pub store: Store,
+    /// Recently looked-up sessions.
+    pub sessions: SessionCache,
+    /// Signs assertions.
+    pub signer: Signer25519,
+    /// Assertions signed this second, per session.
+    pub assertions: crate::assertion::AssertionCache,
+    /// The policies in force.
+    pub policies: PolicyStore,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Sign-in throttles.
+    pub limits: LoginLimits,
+    /// The panel's address, as last resolved.
+    pub upstream: std::sync::RwLock<std::net::SocketAddr>,
+}
+
+/// Sign-in rate limits, per client IP and per account.
+pub struct LoginLimits {
+    by_ip: DefaultKeyedRateLimiter<String>,
+    by_account: DefaultKeyedRateLimiter<String>,
+}
+
+impl LoginLimits {
+    /// Limits of `per_ip` and `per_account` attempts a minute.
+    pub fn new(per_ip: u32, per_account: u32) -> LoginLimits {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        LoginLimits {
+            by_ip: RateLimiter::keyed(quota(per_ip)),
+            by_account: RateLimiter::keyed(quota(per_account)),
+        }
+    }
+
+    /// Takes one attempt from both budgets; `Err(seconds to wait)` when either is spent.
+    pub fn attempt(&self, ip: &str, username: &str) -> Result<(), u64> {
+        use governor::clock::{Clock, DefaultClock};
+        let clock = DefaultClock::default();
+        let wait = |e: governor::NotUntil<_>| e.wait_time_from(clock.now()).as_secs().max(1);
+        self.by_ip.check_key(&ip.to_owned()).map_err(wait)?;
+        self.by_account
+            .check_key(&username.to_owned())
+            .map_err(wait)?;
+        Ok(())
+    }
+}
+
+/// The outcome of a sign-in.
+pub enum LoginOutcome {
+    /// Signed in: the new token to set.
+    Success {
+        /// Session token (goes only into the cookie).
+        token: String,
+    },
+    /// Wrong username or password (one answer for every cause).
+    Refused,
+    /// Too many attempts; retry after this many seconds.
+    Throttled(u64),
+}
+
+/// The outcome of asking to impersonate.
+pub enum StartOutcome {
+    /// Started: the new token to set.
+    Started {
+        /// Session token.
+        token: String,
+    },
+    /// The policy said no (or the account does not exist: the same answer, so staff cannot
+    /// probe for accounts they may not see).
+    Denied,
+    /// The audit store could not record it, so it did not happen.
+    Unrecorded(AuditError),
+}
+
+/// What a staff member asked for when clicking **Sign in as this user**.
+pub struct ImpersonationRequest<'a> {
+    /// The target's username.
+    pub target: &'a str,
+    /// The reason typed (may be empty).
+    pub reason: &'a str,
+    /// "The customer asked me to look at their mail".
+    pub mail_consent: bool,
+    /// Where **Stop impersonating** returns to.
+    pub return_to: &'a str,
+}
+
+/// Facts about the request, for audit records.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Client IP.
+    pub client_ip: String,
+    /// User-Agent.
+    pub user_agent: String,
+    /// Request id.
+    pub request_id: String,
+    /// Host.
+    pub host: String,
+}
+
+impl Origin {
+    fn event(&self, kind: Kind) -> Event {
+        let mut e = Event::new(kind);
+        e.client_ip = Some(self.client_ip.clone());
+        e.user_agent = Some(self.user_agent.clone());
+        e.request_id = Some(self.request_id.clone());
+        e.host = Some(self.host.clone());
+        e
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl App {
+    /// The panel's address, as last resolved.
+    pub fn upstream(&self) -> std::net::SocketAddr {
+        match self.upstream.read() {
+            Ok(a) => *a,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// The session behind `token`, after ending whatever has expired or been revoked.
+    /// `None` means "not signed in".
+    pub async fn resolve(
+        &self,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let hash = token_hash(token);
+        let session = match self.sessions.get(&hash) {
+            Some(s) => s,
+            None => {
+                let s = self.store.session_by_token(&hash).await?.map(Arc::new);
+                self.sessions.put(&hash, s.clone());
+                s
+            }
+        };
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let idle = ms(self.config.session.idle_timeout);
+        if now >= session.expires_at || now - session.last_seen_at > idle {
+            self.end_session(&session, &hash, "expired", origin).await?;
+            return Ok(None);
+        }
+        if session.actor.status == Status::Disabled {
+            self.end_session(&session, &hash, "revoked", origin).await?;
+            return Ok(None);
+        }
+        if let Some(imp) = &session.impersonation {
+            let imp_idle = ms(self.config.impersonation.idle_timeout);
+            let why = if now >= imp.expires_at || now - imp.last_seen_at > imp_idle {
+                Some("expired")
+            } else if imp.subject.status == Status::Disabled
+                || !self
+                    .policies
+                    .current()
+                    .can_impersonate(&session.actor.facts(), &imp.subject.facts(), false)
+                    .allowed
+            {
+                Some("revoked")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let notice = format!(
+                    "Your impersonation of {} ended: {}.",
+                    imp.subject.username,
+                    if why == "expired" {
+                        "its time limit was reached"
+                    } else {
+                        "it is no longer allowed"
+                    }
+                );
+                self.end_impersonation(&session, None, why, Some(&notice), origin)
+                    .await?;
+                self.sessions.forget(&hash);
+                let fresh = self.store.session_by_token(&hash).await?.map(Arc::new);
+                self.sessions.put(&hash, fresh.clone());
+                return Ok(fresh);
+            }
+        }
+        let imp_seen = session.impersonation.as_ref().map(|i| i.last_seen_at);
+        if now - session.last_seen_at > TOUCH_EVERY_MS
+            || imp_seen.is_some_and(|s| now - s > TOUCH_EVERY_MS)
+        {
+            let store = self.store.clone();
+            let id = session.id.clone();
+            let imp_id = session.impersonation.as_ref().map(|i| i.id.clone());
+            self.sessions.forget(&hash);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(&id, now, imp_id.as_deref()).await {
+                    tracing::warn!(error = %e, "cannot record session use");
+                }
+            });
+        }
+        Ok(Some(session))
+    }
+
+    /// Ends a session (and its impersonation) because it expired, was revoked or signed out.
+    async fn end_session(
+        &self,
+        session: &SessionRecord,
+        hash: &str,
+        why: &str,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        if session.impersonation.is_some() {
+            self.end_impersonation(session, None, why, None, origin)
+                .await?;
+        }
+        self.store.delete_session(&session.id).await?;
+        self.sessions.forget(hash);
+        let mut e = origin.event(Kind::Logout);
+        e.actor = Some(session.actor.username.clone());
+        e.subject = Some(session.actor.username.clone());
+        e.session_id = Some(session.id.clone());
+        e.reason = Some(why.to_owned());
+        self.audit.record(e).await;
+        Ok(())
+    }
+
+    /// Ends the session's impersonation, recording why; optionally rotates the token.
+    /// Returns false if another request or instance had already ended it.
+    async fn end_impersonation(
+        &self,
+        session: &SessionRecord,
+        new_token_hash: Option<&str>,
+        why: &str,
+        notice: Option<&str>,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
+        let Some(imp) = &session.impersonation else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        let ended = self
+            .store
+            .end_impersonation(&session.id, &imp.id, new_token_hash, why, now, notice)
+            .await?;
+        if ended {
+            let mut e = origin.event(Kind::ImpersonationStop);
+            e.actor = Some(session.actor.username.clone());
+            e.subject = Some(imp.subject.username.clone());
+            e.session_id = Some(session.id.clone());
+            e.impersonation_id = Some(imp.id.clone());
+            e.duration_ms = Some(now - imp.started_at);
+            e.reason = Some(why.to_owned());
+            self.audit.record(e).await;
+            tracing::info!(actor = %session.actor.username, subject = %imp.subject.username, why, "impersonation ended");
+        }
+        Ok(ended)
+    }
+
+    /// Checks a username and password and opens a new session. Any session the browser
+    /// already had is ended first: a sign-in never continues an old token.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        previous_token: Option<&str>,
+        origin: &Origin,
+    ) -> Result<LoginOutcome, StoreError> {
+        let username = username.trim().to_lowercase();
+        if let Err(wait) = self.limits.attempt(&origin.client_ip, &username) {
+            METRICS
+                .login_throttled_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut e = origin.event(Kind::LoginFailed);
+            e.actor = crate::directory::valid_username(&username).then(|| username.clone());
+            e.decision = Some("throttled".into());
+            e.reason = Some("too many sign-in attempts".into());
+            self.audit.record(e).await;
+            return Ok(LoginOutcome::Throttled(wait));
+        }
+        let found = if crate::directory::valid_username(&username) {
+            self.store.account_with_hash(&username).await?
+        } else {
+            None
+        };
+        let (account, hash) = match found {
+            Some((a, h)) => (Some(a), Some(h)),
+            None => (None, None),
+        };
+        let password_ok = crate::directory::verify_password(hash, password.to_owned()).await;
+        let account = match account {
+            Some(a) if password_ok && a.status == Status::Active => a,
+            other => {
+                METRICS
+                    .login_failures_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut e = origin.event(Kind::LoginFailed);
+                e.actor = crate::directory::valid_username(&username).then(|| username.clone());
+                e.decision = Some("deny".into());
+                e.reason = Some(
+                    match other {
+                        None => "unknown account",
+                        Some(a) if a.status == Status::Disabled => "account disabled",
+                        Some(_) => "wrong password",
+                    }
+                    .into(),
+                );
+                self.audit.record(e).await;
+                return Ok(LoginOutcome::Refused);
+            }
+        };
+        if let Some(old) = previous_token {
+            let old_hash = token_hash(old);
+            if let Some(old_session) = self.store.session_by_token(&old_hash).await? {
+                self.end_session(&old_session, &old_hash, "logout", origin)
+                    .await?;
+            }
+        }
+        let token = random_token();
+        let now = now_ms();
+        let id = random_id();
+        self.store
+            .insert_session(NewSession {
+                id: &id,
+                token_hash: &token_hash(&token),
+                actor: &account.username,
+                csrf_token: &random_token(),
+                now,
+                expires_at: now + ms(self.config.session.absolute_timeout),
+                client_ip: &origin.client_ip,
+                user_agent: &origin.user_agent,
+            })
+            .await?;
+        METRICS
+            .logins_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut e = origin.event(Kind::Login);
+        e.actor = Some(account.username.clone());
+        e.subject = Some(account.username.clone());
+        e.session_id = Some(id);
+        e.decision = Some("allow".into());
+        self.audit.record(e).await;
+        Ok(LoginOutcome::Success { token })
+    }
+
+    /// Signs out: ends the impersonation (why = logout) and the session.
+    pub async fn logout(
+        &self,
+        session: &SessionRecord,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        self.end_session(session, &token_hash(token), "logout", origin)
+            .await
+    }
+
+    /// Asks the policies whether the session's actor may impersonate `target`, and if so
+    /// starts it with a new token.
+    pub async fn start_impersonation(
+        &self,
+        session: &SessionRecord,
+        token: &str,
+        ask: ImpersonationRequest<'_>,
+        origin: &Origin,
+    ) -> Result<StartOutcome, StoreError> {
+        let ImpersonationRequest {
+            target,
+            reason,
+            mail_consent,
+            return_to,
+        } = ask;
+        let target_account = if crate::directory::valid_username(target) {
+            self.store.account(target).await?
+        } else {
+            None
+        };
+        let decision = target_account.as_ref().map(|t| {
+            self.policies.current().can_impersonate(
+                &session.actor.facts(),
+                &t.facts(),
+                session.impersonation.is_some(),
+            )
+        });
+        let (target_account, decision) = match (target_account, decision) {
+            (Some(t), Some(d)) if d.allowed => (t, d),
+            (t, d) => {
+                METRICS
+                    .impersonations_denied_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut e = origin.event(Kind::ImpersonationDenied);
+                e.actor = Some(session.actor.username.clone());
+                e.subject =
+                    Some(t.map_or_else(|| target.chars().take(64).collect(), |t| t.username));
+                e.session_id = Some(session.id.clone());
+                e.impersonation_id = session.impersonation.as_ref().map(|i| i.id.clone());
+                e.decision = Some("deny".into());
+                e.reason = Some(match d {
+                    Some(d) if d.policy_ids.is_empty() => "no policy permits it".into(),
+                    Some(d) => format!("decided by {}", d.policy_ids.join(", ")),
+                    None => "no such account".into(),
+                });
+                self.audit.record(e).await;
+                return Ok(StartOutcome::Denied);
+            }
+        };
+        let imp_id = random_id();
+        let reason = reason.trim().chars().take(500).collect::<String>();
+        let mut e = origin.event(Kind::ImpersonationStart);
+        e.actor = Some(session.actor.username.clone());
+        e.subject = Some(target_account.username.clone());
+        e.session_id = Some(session.id.clone());
+        e.impersonation_id = Some(imp_id.clone());
+        e.decision = Some("allow".into());
+        e.reason = Some(format!(
+            "{}{}mail consent: {}; decided by {}",
+            reason,
+            if reason.is_empty() { "" } else { " · " },
+            if mail_consent { "yes" } else { "no" },
+            decision.policy_ids.join(", ")
+        ));
+        // The start is on record before it takes effect.
+        if let Err(err) = self
+            .audit
+            .record_durably(e, self.config.audit.write_ahead_timeout)
+            .await
+        {
+            METRICS
+                .audit_unavailable_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(StartOutcome::Unrecorded(err));
+        }
+        let new_token = random_token();
+        let now = now_ms();
+        let started = self
+            .store
+            .start_impersonation(
+                &session.id,
+                &token_hash(token),
+                &token_hash(&new_token),
+                &session.actor,
+                NewImpersonation {
+                    id: &imp_id,
+                    subject: &target_account.username,
+                    started_at: now,
+                    expires_at: now + ms(self.config.impersonation.max_duration),
+                    reason: &reason,
+                    mail_consent,
+                    return_to,
+                },
+            )
+            .await?;
+        self.sessions.forget(&token_hash(token));
+        if !started {
+            // Raced with another start or a token change: nothing took effect.
+            return Ok(StartOutcome::Denied);
+        }
+        METRICS
+            .impersonations_started_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(actor = %session.actor.username, subject = %target_account.username, "impersonation started");
+        Ok(StartOutcome::Started { token: new_token })
+    }
+
+    /// Stops the session's impersonation (why = stopped) with a new token. Returns the new
+    /// token and where to go, or `None` if there was nothing to stop.
+    pub async fn stop_impersonation(
+        &self,
+        session: &SessionRecord,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let Some(imp) = &session.impersonation else {
+            return Ok(None);
+        };
+        let new_token = random_token();
+        let ended = self
+            .end_impersonation(
+                session,
+                Some(&token_hash(&new_token)),
+                "stopped",
+                None,
+                origin,
+            )
+            .await?;
+        self.sessions.forget(&token_hash(token));
+        Ok(ended.then(|| (new_token, imp.return_to.clone())))
+    }
+
+    /// Clears a session's one-time notice after it has been shown.
+    pub async fn notice_shown(&self, session: &SessionRecord, token: &str) {
+        if let Err(e) = self.store.clear_notice(&session.id).await {
+            tracing::warn!(error = %e, "cannot clear a session notice");
+        }
+        self.sessions.forget(&token_hash(token));
+    }
+
+    /// Looks up an account for a console page.
+    pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        if !crate::directory::valid_username(username) {
+            return Ok(None);
+        }
+        self.store.account(username).await
+    }
+}

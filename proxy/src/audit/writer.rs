@@ -1,0 +1,354 @@
+//! The audit writer: a bounded queue and one task that numbers, chains and writes records
+//! in batches, one transaction per batch, off the request path.
+//!
+//! Requests hand their event over with [`AuditLog::record`], which waits only when the queue
+//! is full (backpressure: records are never dropped). A state-changing request made while
+//! impersonating uses [`AuditLog::record_durably`] and is forwarded only once the batch
+//! holding its record has committed. The writer runs on its own thread and runtime with its
+//! own connection, so the proxy's runtimes can stop while it drains the queue.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::chain::{compute_hash, GENESIS};
+use super::{Event, Record};
+use crate::metrics::METRICS;
+use crate::store::{Durability, Store, StoreError};
+
+/// Why a durable write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store refused the batch.
+    #[error("the audit store cannot take records: {0}")]
+    Store(String),
+    /// The commit took longer than allowed.
+    #[error("the audit store did not confirm the record in time")]
+    Timeout,
+    /// The writer has stopped.
+    #[error("the audit writer has stopped")]
+    Closed,
+}
+
+enum Job {
+    Record(Box<Event>, Option<oneshot::Sender<Result<(), String>>>),
+    Flush(oneshot::Sender<()>),
+    /// Write everything queued before this, then stop.
+    Close,
+}
+
+/// The handle requests use; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Owns the writer thread; [`WriterHandle::shutdown`] flushes and joins it.
+pub struct WriterHandle {
+    log: AuditLog,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How the writer is set up.
+#[derive(Clone, Debug)]
+pub struct WriterSettings {
+    /// Database URL.
+    pub url: String,
+    /// The chain this instance writes.
+    pub instance: String,
+    /// Queue capacity.
+    pub capacity: usize,
+    /// Records per transaction at most.
+    pub batch_max: usize,
+}
+
+impl AuditLog {
+    /// Queues an event; waits for room when the queue is full.
+    pub async fn record(&self, event: Event) {
+        METRICS.audit_queue_depth.fetch_add(1, Ordering::Relaxed);
+        if self
+            .tx
+            .send(Job::Record(Box::new(event), None))
+            .await
+            .is_err()
+        {
+            METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("audit writer has stopped; record lost");
+        }
+    }
+
+    /// Queues an event and waits until it is committed, or fails after `timeout`.
+    pub async fn record_durably(&self, event: Event, timeout: Duration) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        METRICS.audit_queue_depth.fetch_add(1, Ordering::Relaxed);
+        let sent = tokio::time::timeout(
+            timeout,
+            self.tx.send(Job::Record(Box::new(event), Some(ack))),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(AuditError::Closed);
+            }
+            Err(_) => {
+                METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(AuditError::Timeout);
+            }
+        }
+        match tokio::time::timeout(timeout, done).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(AuditError::Store(e)),
+            Ok(Err(_)) => Err(AuditError::Closed),
+            Err(_) => Err(AuditError::Timeout),
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Job::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+impl WriterHandle {
+    /// Starts the writer thread: connects, finds the head of this instance's chain, and
+    /// begins taking records.
+    pub fn start(settings: WriterSettings) -> Result<WriterHandle, StoreError> {
+        let (tx, rx) = mpsc::channel(settings.capacity);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StoreError>>();
+        let thread = std::thread::Builder::new()
+            .name("actas-audit".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Corrupt(format!(
+                            "cannot start the audit runtime: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let store = match Store::connect(&settings.url, 1, Durability::Machine).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let head = match store.audit_chain_head(&settings.instance).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let (seq, hash) = head.unwrap_or((0, GENESIS.to_owned()));
+                    Writer {
+                        store: store.clone(),
+                        instance: settings.instance,
+                        batch_max: settings.batch_max,
+                        seq,
+                        hash,
+                    }
+                    .run(rx)
+                    .await;
+                    store.close().await;
+                });
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the audit thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(WriterHandle {
+                log: AuditLog { tx },
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Corrupt(
+                "the audit thread ended while starting".into(),
+            )),
+        }
+    }
+
+    /// The handle requests use.
+    pub fn log(&self) -> AuditLog {
+        self.log.clone()
+    }
+
+    /// Writes everything queued, then stops the thread and waits for it. Call it outside
+    /// any async runtime (after the server has stopped).
+    pub fn shutdown(mut self) {
+        if self.log.tx.blocking_send(Job::Close).is_err() {
+            tracing::warn!("audit writer had already stopped");
+        }
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("audit writer thread panicked");
+            }
+        }
+    }
+}
+
+struct Writer {
+    store: Store,
+    instance: String,
+    batch_max: usize,
+    seq: i64,
+    hash: String,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut pending: Vec<(Event, Option<Ack>)> = Vec::new();
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut closing = false;
+        let mut failed_while_closing = 0;
+        loop {
+            if pending.is_empty() {
+                if closing {
+                    break;
+                }
+                match rx.recv().await {
+                    Some(job) => closing |= self.take(job, &mut pending, &mut flushes),
+                    None => break,
+                }
+            }
+            while pending.len() < self.batch_max && !closing {
+                match rx.try_recv() {
+                    Ok(job) => closing |= self.take(job, &mut pending, &mut flushes),
+                    Err(_) => break,
+                }
+            }
+            if !pending.is_empty() && !self.write(&mut pending).await && closing {
+                failed_while_closing += 1;
+                if failed_while_closing >= 25 {
+                    tracing::error!(
+                        records = pending.len(),
+                        "audit store unreachable at shutdown; these records could not be written"
+                    );
+                    break;
+                }
+            }
+            if pending.is_empty() {
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+            }
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+        tracing::info!(seq = self.seq, "audit writer stopped; queue flushed");
+    }
+
+    /// Takes one job; true when it asks the writer to close.
+    fn take(
+        &self,
+        job: Job,
+        pending: &mut Vec<(Event, Option<Ack>)>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+    ) -> bool {
+        match job {
+            Job::Record(e, ack) => {
+                METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
+                pending.push((*e, ack));
+                false
+            }
+            Job::Flush(f) => {
+                flushes.push(f);
+                false
+            }
+            Job::Close => true,
+        }
+    }
+
+    /// Writes the pending batch. On failure, durable requests are told at once (they will
+    /// not be forwarded) and the rest stays pending to be retried: nothing is dropped.
+    /// Returns whether the batch was written.
+    async fn write(&mut self, pending: &mut Vec<(Event, Option<Ack>)>) -> bool {
+        let mut seq = self.seq;
+        let mut prev = self.hash.clone();
+        let records: Vec<Record> = pending
+            .iter()
+            .map(|(e, _)| {
+                seq += 1;
+                let mut r = Record {
+                    id: e.id.clone(),
+                    instance: self.instance.clone(),
+                    seq,
+                    ts: e.ts,
+                    kind: e.kind.to_owned(),
+                    actor: e.actor.clone(),
+                    subject: e.subject.clone(),
+                    session_id: e.session_id.clone(),
+                    impersonation_id: e.impersonation_id.clone(),
+                    request_id: e.request_id.clone(),
+                    method: e.method.clone(),
+                    host: e.host.clone(),
+                    path: e.path.clone(),
+                    status: e.status,
+                    bytes_out: e.bytes_out,
+                    duration_ms: e.duration_ms,
+                    client_ip: e.client_ip.clone(),
+                    user_agent: e.user_agent.clone(),
+                    decision: e.decision.clone(),
+                    reason: e.reason.clone(),
+                    prev_hash: std::mem::take(&mut prev),
+                    hash: String::new(),
+                };
+                r.hash = compute_hash(&r);
+                prev = r.hash.clone();
+                r
+            })
+            .collect();
+        let started = Instant::now();
+        let result = self.store.insert_audit(&records).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        METRICS
+            .audit_write_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+        METRICS.audit_batches_total.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                self.seq = seq;
+                self.hash = prev;
+                METRICS
+                    .audit_records_total
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                for (_, ack) in pending.drain(..) {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                METRICS
+                    .audit_write_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, records = records.len(), "audit batch not written; retrying");
+                let message = e.to_string();
+                pending.retain_mut(|(_, ack)| match ack.take() {
+                    Some(ack) => {
+                        let _ = ack.send(Err(message.clone()));
+                        false
+                    }
+                    None => true,
+                });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The streaming injector: upstream body chunks in, browser body chunks out.
+//!
+//! ```text
+//! chunk ─▶ decoder (gzip | deflate | br | zstd | none) ─▶ lol_html until the banner is in
+//!                                                          └▶ then bytes pass straight through
+//! ```
+//!
+//! Nothing is buffered beyond what one chunk produces: lol_html holds at most an unfinished
+//! tag (its memory is capped; past the cap it hands the bytes back untouched), and once the
+//! banner is placed the rewriter is closed and the rest of the document is copied as is.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use lol_html::html_content::ContentType;
+use lol_html::send::{HtmlRewriter, Settings};
+use lol_html::{element, end, AsciiCompatibleEncoding, MemorySettings};
+
+/// Why a document cannot carry the banner (the caller passes it through untouched), or
+/// why the stream broke.
+#[derive(Debug, thiserror::Error)]
+pub enum BannerError {
+    /// A content coding the injector cannot decode (or several stacked).
+    #[error("unsupported content encoding `{0}`")]
+    UnsupportedEncoding(String),
+    /// A charset in which an ASCII banner would not be text (UTF-16, ISO-2022-JP …).
+    #[error("unsupported charset `{0}`")]
+    UnsupportedCharset(String),
+    /// The compressed body is corrupt.
+    #[error("cannot decode the upstream body: {0}")]
+    Decode(String),
+    /// The HTML rewriter failed.
+    #[error("cannot rewrite the document: {0}")]
+    Rewrite(String),
+}
+
+/// The upstream's content coding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentEncoding {
+    /// Not compressed.
+    Identity,
+    /// gzip.
+    Gzip,
+    /// deflate (zlib-wrapped, or raw as some servers send it).
+    Deflate,
+    /// Brotli.
+    Brotli,
+    /// Zstandard.
+    Zstd,
+}
+
+impl ContentEncoding {
+    /// Reads `Content-Encoding`.
+    pub fn from_headers(h: &HeaderMap) -> Result<ContentEncoding, BannerError> {
+        let values: Vec<String> = h
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .flat_map(|v| {
+                v.to_str()
+                    .unwrap_or("?")
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|s| !s.is_empty() && s != "identity")
+            .collect();
+        match values.as_slice() {
+            [] => Ok(ContentEncoding::Identity),
+            [one] => match one.as_str() {
+                "gzip" | "x-gzip" => Ok(ContentEncoding::Gzip),
+                "deflate" => Ok(ContentEncoding::Deflate),
+                "br" => Ok(ContentEncoding::Brotli),
+                "zstd" => Ok(ContentEncoding::Zstd),
+                other => Err(BannerError::UnsupportedEncoding(other.to_owned())),
+            },
+            many => Err(BannerError::UnsupportedEncoding(many.join(", "))),
+        }
+    }
+}
+
+/// The charset named by `Content-Type`, if any. Unknown labels fall back to the
+/// default (the document's own `<meta>` still applies); known charsets that are not
+/// ASCII-compatible are refused.
+pub fn charset(h: &HeaderMap) -> Result<Option<AsciiCompatibleEncoding>, BannerError> {
+    let Some(ct) = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let Some(label) = ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_owned())
+    }) else {
+        return Ok(None);
+    };
+    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+        None => Ok(None),
+        Some(enc) => AsciiCompatibleEncoding::new(enc)
+            .map(Some)
+            .ok_or(BannerError::UnsupportedCharset(label)),
+    }
+}
+
+struct Shared {
+    injected: AtomicBool,
+    frameset: AtomicBool,
+    out: Mutex<Vec<u8>>,
+}
+
+impl Shared {
+    fn push(&self, bytes: &[u8]) {
+        match self.out.lock() {
+            Ok(mut o) => o.extend_from_slice(bytes),
+            Err(poisoned) => poisoned.into_inner().extend_from_slice(bytes),
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        match self.out.lock() {
+            Ok(mut o) => std::mem::take(&mut *o),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+type Sink = Box<dyn FnMut(&[u8]) + Send>;
+
+/// The HTML stage: lol_html until the banner is in, then a plain copy.
+struct Stage {
+    rewriter: Option<HtmlRewriter<'static, Sink>>,
+    shared: Arc<Shared>,
+    seen_any: bool,
+}
+
+impl Stage {
+    fn write_html(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if !self.seen_any {
+            self.seen_any = true;
+            // A UTF-16 document (byte order mark) cannot take an ASCII banner.
+            if buf.starts_with(&[0xFE, 0xFF]) || buf.starts_with(&[0xFF, 0xFE]) {
+                self.rewriter = None;
+                self.shared.injected.store(false, Ordering::SeqCst);
+            }
+        }
+        match self.rewriter.as_mut() {
+            None => self.shared.push(buf),
+            Some(r) => {
+                if let Err(e) = r.write(buf) {
+                    // Past its memory cap lol_html has flushed its input untouched: go on
+                    // copying. Any other failure would lose bytes, so it is an error.
+                    self.rewriter = None;
+                    if !matches!(e, lol_html::errors::RewritingError::MemoryLimitExceeded(_)) {
+                        return Err(std::io::Error::other(e.to_string()));
+                    }
+                } else if self.shared.injected.load(Ordering::SeqCst) {
+                    // The banner is in: flush the rewriter and copy the rest as is.
+                    if let Some(r) = self.rewriter.take() {
+                        r.end().map_err(|e| std::io::Error::other(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(r) = self.rewriter.take() {
+            r.end().map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Stage {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_html(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Pipeline {
+    Identity(Stage),
+    /// Deflate, until its first two bytes say zlib or raw.
+    PendingDeflate(Stage, Vec<u8>),
+    Gzip(flate2::write::GzDecoder<Stage>),
+    Zlib(flate2::write::ZlibDecoder<Stage>),
+    RawDeflate(flate2::write::DeflateDecoder<Stage>),
+    Brotli(Box<brotli::DecompressorWriter<Stage>>),
+    Zstd(zstd::stream::write::Decoder<'static, Stage>),
+    Done,
+}
+
+fn decode_err(e: std::io::Error) -> BannerError {
+    BannerError::Decode(e.to_string())
+}
+
+impl Pipeline {
+    fn write(&mut self, chunk: &[u8]) -> Result<(), BannerError> {
+        match self {
+            Pipeline::Identity(s) => s
+                .write_html(chunk)
+                .map_err(|e| BannerError::Rewrite(e.to_string())),
+            Pipeline::PendingDeflate(_, pending) => {
+                pending.extend_from_slice(chunk);
+                if pending.len() < 2 {
+                    return Ok(());
+                }
+                let (b0, b1) = (pending[0], pending[1]);
+                let zlib = b0 & 0x0F == 8 && (u16::from(b0) << 8 | u16::from(b1)) % 31 == 0;
+                let Pipeline::PendingDeflate(stage, pending) =
+                    std::mem::replace(self, Pipeline::Done)
+                else {
+                    return Ok(());
+                };
+                *self = if zlib {
+                    Pipeline::Zlib(flate2::write::ZlibDecoder::new(stage))
+                } else {
+                    Pipeline::RawDeflate(flate2::write::DeflateDecoder::new(stage))
+                };
+                self.write(&pending)
+            }
+            Pipeline::Gzip(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Zlib(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::RawDeflate(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Brotli(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Zstd(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Done => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), BannerError> {
+        let mut stage = match std::mem::replace(self, Pipeline::Done) {
+            Pipeline::Identity(s) => s,
+            Pipeline::PendingDeflate(stage, pending) => {
+                *self = Pipeline::RawDeflate(flate2::write::DeflateDecoder::new(stage));
+                self.write(&pending)?;
+                return self.finish();
+            }
+            Pipeline::Gzip(d) => d.finish().map_err(decode_err)?,
+            Pipeline::Zlib(d) => d.finish().map_err(decode_err)?,
+            Pipeline::RawDeflate(d) => d.finish().map_err(decode_err)?,
+            Pipeline::Brotli(mut d) => {
+                d.flush().map_err(decode_err)?;
+                d.into_inner()
+                    .map_err(|_| BannerError::Decode("truncated brotli stream".into()))?
+            }
+            Pipeline::Zstd(mut d) => {
+                d.flush().map_err(decode_err)?;
+                d.into_inner()
+            }
+            Pipeline::Done => return Ok(()),
+        };
+        stage
+            .finish()
+            .map_err(|e| BannerError::Rewrite(e.to_string()))
+    }
+}
+
+/// Streams one document, placing the banner once.
+pub struct Injector {
+    // lol_html's rewriter is Send but not Sync; Pingora's request context must be both.
+    // The lock is never contended: one request owns its injector.
+    pipeline: Mutex<Pipeline>,
+    shared: Arc<Shared>,
+}
+
+/// lol_html keeps at most this much of an unfinished token; past it the rest passes through.
+const REWRITER_MEMORY: usize = 1 << 20;
+
+impl Injector {
+    /// An injector for a document with the given coding and charset. `xhtml` documents get
+    /// the banner only inside `<body>`: appending after the root element would break XML.
+    pub fn new(
+        banner: String,
+        encoding: ContentEncoding,
+        charset: Option<AsciiCompatibleEncoding>,
+        xhtml: bool,
+    ) -> Result<Injector, BannerError> {
+        let shared = Arc::new(Shared {
+            injected: AtomicBool::new(false),
+            frameset: AtomicBool::new(false),
+            out: Mutex::new(Vec::new()),
+        });
+        let banner = Arc::new(banner);
+        let (at_body, at_end) = (banner.clone(), banner);
+        let (s_body, s_frame, s_end) = (shared.clone(), shared.clone(), shared.clone());
+        let mut settings = Settings::new_send()
+            .with_strict(false)
+            .with_adjust_charset_on_meta_tag(true)
+            .with_memory_settings(
+                MemorySettings::new()
+                    .with_max_allowed_memory_usage(REWRITER_MEMORY)
+                    .with_graceful_bail_out_on_memory_limit_exceeded(true),
+            )
+            .append_element_content_handler(element!("body", move |el| {
+                if !s_body.injected.swap(true, Ordering::SeqCst) {
+                    el.prepend(&at_body, ContentType::Html);
+                }
+                Ok(())
+            }))
+            .append_element_content_handler(element!("frameset", move |_el| {
+                s_frame.frameset.store(true, Ordering::SeqCst);
+                Ok(())
+            }))
+            .append_document_content_handler(end!(move |end| {
+                let nothing_yet = !s_end.injected.load(Ordering::SeqCst);
+                if nothing_yet && !xhtml && !s_end.frameset.load(Ordering::SeqCst) {
+                    // No <body> tag: the browser puts trailing content into the body.
+                    s_end.injected.store(true, Ordering::SeqCst);
+                    end.append(&at_end, ContentType::Html);
+                }
+                Ok(())
+            }));
+        if let Some(cs) = charset {
+            settings = settings.with_encoding(cs);
+        }
+        let sink_shared = shared.clone();
+        let sink: Sink = Box::new(move |chunk: &[u8]| sink_shared.push(chunk));
+        let stage = Stage {
+            rewriter: Some(HtmlRewriter::new(settings, sink)),
+            shared: shared.clone(),
+            seen_any: false,
+        };
+        let pipeline = match encoding {
+            ContentEncoding::Identity => Pipeline::Identity(stage),
+            ContentEncoding::Gzip => Pipeline::Gzip(flate2::write::GzDecoder::new(stage)),
+            ContentEncoding::Deflate => Pipeline::PendingDeflate(stage, Vec::new()),
+            ContentEncoding::Brotli => {
+                Pipeline::Brotli(Box::new(brotli::DecompressorWriter::new(stage, 16 * 1024)))
+            }
+            ContentEncoding::Zstd => {
+                Pipeline::Zstd(zstd::stream::write::Decoder::new(stage).map_err(decode_err)?)
+            }
+        };
+        Ok(Injector {
+            pipeline: Mutex::new(pipeline),
+            shared,
+        })
+    }
+
+    fn run(
+        &mut self,
+        f: impl FnOnce(&mut Pipeline) -> Result<(), BannerError>,
+    ) -> Result<Bytes, BannerError> {
+        let result = match self.pipeline.get_mut() {
+            Ok(p) => f(p),
+            Err(poisoned) => f(poisoned.into_inner()),
+        };
+        let out = Bytes::from(self.shared.take());
+        result.map(|()| out)
+    }
+
+    /// Feeds one upstream chunk; returns what can be sent on now.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<Bytes, BannerError> {
+        self.run(|p| p.write(chunk))
+    }
+
+    /// Ends the stream; returns the last bytes to send.
+    pub fn finish(&mut self) -> Result<Bytes, BannerError> {
+        self.run(Pipeline::finish)
+    }
+
+    /// Whether the banner went in.
+    pub fn injected(&self) -> bool {
+        self.shared.injected.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,213 @@
+//! The impersonation banner: while a session acts as someone else, every HTML document the
+//! browser shows gets a bar across the top saying so, with a **Stop impersonating** button.
+//!
+//! It is streamed into whatever the panel sends with lol_html: decoded if the panel
+//! compressed it, placed right after `<body>` opens, and the rest of the document passed
+//! through byte for byte without buffering. The banner lives in a declarative shadow root
+//! whose `:host` rules are `!important`, so page CSS cannot hide or restyle it; its only
+//! inline code is one `<style>`, admitted by hash into the page's Content-Security-Policy
+//! without weakening it. This module never panics on any input: a document it cannot
+//! rewrite is passed through untouched.
+
+mod csp;
+mod inject;
+
+pub use inject::{BannerError, Injector};
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use http::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE};
+use http::{HeaderMap, Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+/// What the banner says. Every string is escaped before it reaches the page.
+#[derive(Clone, Debug)]
+pub struct BannerInfo {
+    /// Who signed in.
+    pub actor: String,
+    /// Their role.
+    pub actor_role: String,
+    /// Whom they act as.
+    pub subject: String,
+    /// Its role.
+    pub subject_role: String,
+    /// Start (seconds since the epoch).
+    pub started_at: i64,
+    /// Hard end (seconds since the epoch).
+    pub expires_at: i64,
+    /// Now (seconds since the epoch).
+    pub now: i64,
+    /// The session's CSRF token, for the Stop form.
+    pub csrf_token: String,
+}
+
+/// The path the Stop button posts to.
+pub const STOP_PATH: &str = "/_actas/impersonate/stop";
+
+/// The banner's stylesheet, the one inline `<style>` it carries.
+const STYLE: &str = ":host{all:initial!important;display:block!important;position:sticky!important;top:0!important;left:0!important;right:0!important;z-index:2147483647!important;visibility:visible!important;opacity:1!important;transform:none!important;clip-path:none!important;filter:none!important;mask:none!important;pointer-events:auto!important;width:auto!important;height:auto!important;min-height:0!important;max-height:none!important;margin:0!important;padding:0!important;overflow:visible!important;contain:none!important}\
+.bar{box-sizing:border-box;display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:6px 16px;margin:0;padding:8px 16px;background:#7a1d12;color:#fff;font:600 15px/1.4 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;border-bottom:3px solid #f5b700;box-shadow:0 2px 6px rgba(0,0,0,.35);text-align:left}\
+.text{flex:1 1 320px;min-width:0;overflow-wrap:anywhere}\
+.muted{font-weight:400;opacity:.92}\
+form{margin:0;display:inline}\
+button{font:700 14px/1.2 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;color:#1b1b1b;background:#f5b700;border:0;border-radius:6px;padding:8px 14px;cursor:pointer;min-height:36px}\
+button:hover{background:#ffd24d}\
+button:focus-visible{outline:3px solid #fff;outline-offset:2px}\
+@media (max-width:480px){.bar{padding:6px 10px;font-size:14px}button{width:100%}}";
+
+/// The CSP source expression admitting the banner's `<style>`: `'sha256-…'`.
+pub fn style_hash_source() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let digest = Sha256::digest(STYLE.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    })
+}
+
+/// Escapes text for HTML content and attribute values, and writes every non-ASCII
+/// character as a numeric reference, so the banner is plain ASCII and keeps its meaning
+/// in any ASCII-compatible charset.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c if c.is_ascii_control() => out.push(' '),
+            c => out.push_str(&format!("&#x{:x};", c as u32)),
+        }
+    }
+    out
+}
+
+fn clock(secs: i64) -> String {
+    let s = secs.rem_euclid(86_400);
+    format!("{:02}:{:02} UTC", s / 3600, (s % 3600) / 60)
+}
+
+/// The exact markup inserted into a document.
+pub fn render(info: &BannerInfo) -> String {
+    let left_min = ((info.expires_at - info.now).max(0) + 59) / 60;
+    format!(
+        "<actas-banner><template shadowrootmode=\"open\"><style>{STYLE}</style>\
+<div class=\"bar\" role=\"region\" aria-label=\"Impersonation\">\
+<span class=\"text\" role=\"status\">You're signed in as {subject} ({subject_role}). You are {actor} ({actor_role}). \
+<span class=\"muted\">Started {started} &#183; {left_min} min left</span></span>\
+<form method=\"post\" action=\"{STOP_PATH}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+<button type=\"submit\">Stop impersonating</button></form></div></template></actas-banner>",
+        subject = escape(&info.subject),
+        subject_role = escape(&info.subject_role),
+        actor = escape(&info.actor),
+        actor_role = escape(&info.actor_role),
+        started = clock(info.started_at),
+        csrf = escape(&info.csrf_token),
+    )
+}
+
+/// Removes the first occurrence of `banner` from `output` (for tests: what remains must be
+/// the original document).
+pub fn strip(output: &[u8], banner: &str) -> Vec<u8> {
+    let b = banner.as_bytes();
+    match output.windows(b.len().max(1)).position(|w| w == b) {
+        Some(at) if !b.is_empty() => [&output[..at], &output[at + b.len()..]].concat(),
+        _ => output.to_vec(),
+    }
+}
+
+fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The media type of a `Content-Type`, lowercased, without parameters.
+fn media_type(resp: &HeaderMap) -> Option<String> {
+    header(resp, CONTENT_TYPE).map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// Whether a response is a document the browser will render and that may carry a banner.
+pub fn should_inject(
+    method: &Method,
+    req: &HeaderMap,
+    status: StatusCode,
+    resp: &HeaderMap,
+) -> bool {
+    if method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return false;
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        || resp.contains_key(CONTENT_RANGE)
+        || status.is_informational()
+    {
+        return false;
+    }
+    if !matches!(
+        media_type(resp).as_deref(),
+        Some("text/html" | "application/xhtml+xml")
+    ) {
+        return false;
+    }
+    if header(resp, CONTENT_DISPOSITION).is_some_and(|d| {
+        d.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("attachment")
+    }) {
+        return false;
+    }
+    match header(req, "sec-fetch-dest") {
+        None => true,
+        Some(dest) => matches!(
+            dest.trim(),
+            "document" | "iframe" | "frame" | "nested-document" | "embed" | "object"
+        ),
+    }
+}
+
+/// Adjusts the response headers for a document that will get the banner and returns the
+/// injector to stream its body through. `origin` is `scheme://host[:port]` as the browser
+/// sees it (for the CSP `form-action` source). An `Err` means: pass the response through
+/// untouched (an encoding or charset the banner cannot be written into).
+pub fn prepare(
+    info: &BannerInfo,
+    resp: &mut HeaderMap,
+    _accept_encoding: Option<&str>,
+    origin: &str,
+) -> Result<Injector, BannerError> {
+    let encoding = inject::ContentEncoding::from_headers(resp)?;
+    let charset = inject::charset(resp)?;
+    let xhtml = media_type(resp).as_deref() == Some("application/xhtml+xml");
+    let injector = Injector::new(render(info), encoding, charset, xhtml)?;
+    // The body is re-framed and, if it was compressed, sent decoded.
+    resp.remove(http::header::CONTENT_LENGTH);
+    resp.remove(http::header::CONTENT_ENCODING);
+    resp.remove(http::header::ETAG);
+    resp.remove("content-md5");
+    if let Some(v) = resp.get(http::header::VARY).and_then(|v| v.to_str().ok()) {
+        if !v.to_ascii_lowercase().contains("accept-encoding") && !v.contains('*') {
+            let nv = format!("{v}, Accept-Encoding");
+            if let Ok(nv) = http::HeaderValue::from_str(&nv) {
+                resp.insert(http::header::VARY, nv);
+            }
+        }
+    }
+    csp::admit_banner(resp, style_hash_source(), &format!("{origin}{STOP_PATH}"));
+    Ok(injector)
+}
+
+#[cfg(test)]
+mod tests;

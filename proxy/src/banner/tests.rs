@@ -1,0 +1,410 @@
+//! The banner's behaviour on documents of every shape, codings, charsets, and arbitrary input.
+
+use std::io::Write;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use proptest::prelude::*;
+
+use super::inject::ContentEncoding;
+use super::*;
+
+fn info() -> BannerInfo {
+    BannerInfo {
+        actor: "ada".into(),
+        actor_role: "admin".into(),
+        subject: "carl".into(),
+        subject_role: "customer".into(),
+        started_at: 14 * 3600 + 2 * 60,
+        expires_at: 14 * 3600 + 2 * 60 + 3600,
+        now: 14 * 3600 + 16 * 60,
+        csrf_token: "tok".into(),
+    }
+}
+
+fn run(doc: &[u8], encoding: ContentEncoding, chunk: usize) -> (Vec<u8>, bool) {
+    let mut inj = Injector::new(render(&info()), encoding, None, false).unwrap();
+    let mut out = Vec::new();
+    for c in doc.chunks(chunk.max(1)) {
+        out.extend_from_slice(&inj.write(c).unwrap());
+    }
+    out.extend_from_slice(&inj.finish().unwrap());
+    (out, inj.injected())
+}
+
+fn inject(doc: &str) -> String {
+    String::from_utf8(run(doc.as_bytes(), ContentEncoding::Identity, 7).0).unwrap()
+}
+
+fn banner() -> String {
+    render(&info())
+}
+
+#[test]
+fn the_banner_goes_right_after_body_opens() {
+    let out = inject("<!doctype html><html><head><title>x</title></head><body class=\"a\" data-x='1'><p>hi</p></body></html>");
+    assert_eq!(
+        out,
+        format!("<!doctype html><html><head><title>x</title></head><body class=\"a\" data-x='1'>{}<p>hi</p></body></html>", banner())
+    );
+}
+
+#[test]
+fn uppercase_body_tags_are_found() {
+    assert!(inject("<HTML><BODY>x</BODY></HTML>").starts_with(&format!("<HTML><BODY>{}", banner())));
+}
+
+#[test]
+fn a_document_without_body_gets_it_at_the_end() {
+    let out = inject("<title>t</title><p>text");
+    assert_eq!(out, format!("<title>t</title><p>text{}", banner()));
+}
+
+#[test]
+fn a_frameset_document_is_untouched() {
+    let doc = "<html><frameset cols=\"50%,50%\"><frame src=\"a\"></frameset></html>";
+    let (out, injected) = run(doc.as_bytes(), ContentEncoding::Identity, 5);
+    assert_eq!(out, doc.as_bytes());
+    assert!(!injected);
+}
+
+#[test]
+fn only_the_first_body_gets_it() {
+    let out = inject("<body>a</body><body>b</body>");
+    assert_eq!(out.matches("Stop impersonating").count(), 1);
+}
+
+#[test]
+fn body_tags_in_comments_scripts_and_attributes_are_not_bodies() {
+    let out = inject("<html><head><script>var s = \"<body>\";</script><!-- <body> --><title a=\"<body>\">t</title></head><body>real</body></html>");
+    let at = out.find("Stop impersonating").unwrap();
+    assert!(out[..at].ends_with("") && out.find("<body>real").is_none());
+    assert!(out.contains(&format!("<body>{}real", banner())), "{out}");
+}
+
+#[test]
+fn truncated_and_garbage_documents_never_panic() {
+    for doc in [
+        &b"<html><bo"[..],
+        b"",
+        b"\xff\xfe\x00<body",
+        b"<body",
+        b"<<<>>><body <body>",
+        b"\x00\x00\x00",
+        b"<!-- unterminated <body>",
+    ] {
+        let (out, _) = run(doc, ContentEncoding::Identity, 3);
+        assert_eq!(strip(&out, &banner()), doc, "{doc:?}");
+    }
+}
+
+#[test]
+fn every_chunk_boundary_gives_the_same_output() {
+    let doc = b"<!doctype html><html><head><meta charset=utf-8><title>t</title></head><body id=b><p>x</p></body></html>";
+    let (whole, _) = run(doc, ContentEncoding::Identity, doc.len());
+    for size in 1..doc.len() {
+        assert_eq!(
+            run(doc, ContentEncoding::Identity, size).0,
+            whole,
+            "chunk size {size}"
+        );
+    }
+}
+
+fn compress(kind: ContentEncoding, data: &[u8]) -> Vec<u8> {
+    match kind {
+        ContentEncoding::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        ContentEncoding::Deflate => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        ContentEncoding::Brotli => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                w.write_all(data).unwrap();
+            }
+            out
+        }
+        ContentEncoding::Zstd => zstd::encode_all(data, 3).unwrap(),
+        ContentEncoding::Identity => data.to_vec(),
+    }
+}
+
+#[test]
+fn compressed_documents_are_decoded_and_rewritten() {
+    let doc = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(2000));
+    for kind in [
+        ContentEncoding::Gzip,
+        ContentEncoding::Deflate,
+        ContentEncoding::Brotli,
+        ContentEncoding::Zstd,
+    ] {
+        let (out, injected) = run(&compress(kind, doc.as_bytes()), kind, 999);
+        assert!(injected, "{kind:?}");
+        assert_eq!(strip(&out, &banner()), doc.as_bytes(), "{kind:?}");
+    }
+    // Raw deflate, as some servers send it.
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(doc.as_bytes()).unwrap();
+    let (out, _) = run(&e.finish().unwrap(), ContentEncoding::Deflate, 1000);
+    assert_eq!(strip(&out, &banner()), doc.as_bytes());
+}
+
+#[test]
+fn unknown_or_stacked_encodings_are_refused_for_passthrough() {
+    for ce in ["compress", "gzip, br", "exotic"] {
+        let mut h = HeaderMap::new();
+        h.insert("content-encoding", HeaderValue::from_str(ce).unwrap());
+        assert!(ContentEncoding::from_headers(&h).is_err(), "{ce}");
+    }
+}
+
+#[test]
+fn legacy_charsets_keep_their_bytes() {
+    // windows-1252 "café" and Shift_JIS "日本" around the banner.
+    let latin =
+        b"<html><head><meta charset=\"windows-1252\"></head><body>caf\xe9</body></html>".to_vec();
+    let sjis = b"<html><body>\x93\xfa\x96\x7b</body></html>".to_vec();
+    for (doc, label) in [(latin, "windows-1252"), (sjis, "Shift_JIS")] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            HeaderValue::from_str(&format!("text/html; charset={label}")).unwrap(),
+        );
+        let cs = inject::charset(&h).unwrap();
+        let mut inj = Injector::new(banner(), ContentEncoding::Identity, cs, false).unwrap();
+        let mut out = inj.write(&doc).unwrap().to_vec();
+        out.extend_from_slice(&inj.finish().unwrap());
+        assert!(inj.injected(), "{label}");
+        assert_eq!(strip(&out, &banner()), doc, "{label}");
+    }
+}
+
+#[test]
+fn utf16_documents_pass_through_untouched() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/html; charset=utf-16"),
+    );
+    assert!(inject::charset(&h).is_err());
+    let doc: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("<body>x</body>".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let (out, injected) = run(&doc, ContentEncoding::Identity, 4);
+    assert_eq!(out, doc);
+    assert!(!injected);
+}
+
+#[test]
+fn the_banner_is_ascii_and_escapes_everything() {
+    let mut i = info();
+    i.subject = "<script>alert(1)</script>".into();
+    i.actor = "zo\u{eb} \"&'".into();
+    let b = render(&i);
+    assert!(b.is_ascii());
+    assert!(!b.contains("<script>"));
+    assert!(b.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(b.contains("zo&#xeb; &quot;&amp;&#39;"));
+}
+
+#[test]
+fn the_banner_says_who_since_when_and_how_long_is_left() {
+    let b = banner();
+    assert!(b.contains("You're signed in as carl (customer). You are ada (admin)."));
+    assert!(b.contains("Started 14:02 UTC &#183; 46 min left"), "{b}");
+    assert!(b.contains("<form method=\"post\" action=\"/_actas/impersonate/stop\"><input type=\"hidden\" name=\"csrf_token\" value=\"tok\">"));
+    let mut late = info();
+    late.now = late.expires_at + 100;
+    assert!(render(&late).contains("0 min left"));
+}
+
+#[test]
+fn the_style_hash_matches_the_style() {
+    let src = style_hash_source();
+    assert!(src.starts_with("'sha256-") && src.ends_with('\''));
+    let b = banner();
+    let style = &b[b.find("<style>").unwrap() + 7..b.find("</style>").unwrap()];
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style.as_bytes()));
+    assert_eq!(src, format!("'sha256-{digest}'"));
+}
+
+fn resp(ct: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_str(ct).unwrap());
+    h
+}
+
+#[test]
+fn only_rendered_documents_get_a_banner() {
+    let get = Method::GET;
+    let none = HeaderMap::new();
+    assert!(should_inject(
+        &get,
+        &none,
+        StatusCode::OK,
+        &resp("text/html; charset=utf-8")
+    ));
+    assert!(should_inject(
+        &get,
+        &none,
+        StatusCode::OK,
+        &resp("application/xhtml+xml")
+    ));
+    assert!(should_inject(
+        &get,
+        &none,
+        StatusCode::NOT_FOUND,
+        &resp("text/html")
+    ));
+    assert!(should_inject(
+        &get,
+        &none,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &resp("TEXT/HTML")
+    ));
+    assert!(!should_inject(
+        &Method::HEAD,
+        &none,
+        StatusCode::OK,
+        &resp("text/html")
+    ));
+    for s in [
+        StatusCode::NO_CONTENT,
+        StatusCode::NOT_MODIFIED,
+        StatusCode::PARTIAL_CONTENT,
+    ] {
+        assert!(!should_inject(&get, &none, s, &resp("text/html")), "{s}");
+    }
+    for ct in [
+        "application/json",
+        "text/plain",
+        "text/css",
+        "image/svg+xml",
+    ] {
+        assert!(
+            !should_inject(&get, &none, StatusCode::OK, &resp(ct)),
+            "{ct}"
+        );
+    }
+    let mut attach = resp("text/html");
+    attach.insert(
+        "content-disposition",
+        HeaderValue::from_static("attachment; filename=\"a.html\""),
+    );
+    assert!(!should_inject(&get, &none, StatusCode::OK, &attach));
+    let mut ranged = resp("text/html");
+    ranged.insert("content-range", HeaderValue::from_static("bytes 0-9/100"));
+    assert!(!should_inject(&get, &none, StatusCode::OK, &ranged));
+    for (dest, yes) in [
+        ("document", true),
+        ("iframe", true),
+        ("empty", false),
+        ("script", false),
+        ("style", false),
+        ("image", false),
+    ] {
+        let mut req = HeaderMap::new();
+        req.insert("sec-fetch-dest", HeaderValue::from_static(dest));
+        assert_eq!(
+            should_inject(&get, &req, StatusCode::OK, &resp("text/html")),
+            yes,
+            "{dest}"
+        );
+    }
+}
+
+#[test]
+fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
+    let mut h = resp("text/html");
+    h.insert("content-length", HeaderValue::from_static("100"));
+    h.insert("content-encoding", HeaderValue::from_static("gzip"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; form-action 'none'"),
+    );
+    prepare(&info(), &mut h, Some("gzip"), "https://panel.example").unwrap();
+    assert!(h.get("content-length").is_none());
+    assert!(h.get("content-encoding").is_none());
+    let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains(style_hash_source()), "{csp}");
+    assert!(
+        csp.contains("form-action https://panel.example/_actas/impersonate/stop"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    let mut utf16 = resp("text/html; charset=utf-16le");
+    assert!(prepare(&info(), &mut utf16, None, "https://p").is_err());
+}
+
+#[test]
+fn a_large_page_streams_with_bounded_output_per_chunk() {
+    // 20 MB in 64 KiB chunks: every chunk comes back at once (nothing held back past the
+    // banner), and the total is the input plus the banner.
+    let mut inj = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+    let head = b"<html><body>".to_vec();
+    let filler = vec![b'x'; 64 * 1024];
+    let mut total = inj.write(&head).unwrap().len();
+    for _ in 0..320 {
+        let out = inj.write(&filler).unwrap();
+        assert_eq!(out.len(), filler.len(), "passed straight through");
+        total += out.len();
+    }
+    total += inj.finish().unwrap().len();
+    assert_eq!(total, head.len() + 320 * filler.len() + banner().len());
+}
+
+#[test]
+fn a_huge_unfinished_tag_before_body_passes_through_untouched() {
+    let mut doc = b"<html><head><meta content=\"".to_vec();
+    doc.extend(std::iter::repeat_n(b'a', 3 << 20));
+    doc.extend_from_slice(b"\"></head><body>x</body></html>");
+    let (out, _) = run(&doc, ContentEncoding::Identity, 64 * 1024);
+    assert_eq!(strip(&out, &banner()), doc);
+}
+
+fn html_ish() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        Just("<body>".to_owned()),
+        Just("<BODY class=x>".to_owned()),
+        Just("</body>".to_owned()),
+        Just("<html>".to_owned()),
+        Just("<head>".to_owned()),
+        Just("<frameset>".to_owned()),
+        Just("<script>\"</body><body>\"</script>".to_owned()),
+        Just("<!-- <body> -->".to_owned()),
+        Just("<![CDATA[<body>]]>".to_owned()),
+        Just("<svg><body/></svg>".to_owned()),
+        Just("<textarea><body></textarea>".to_owned()),
+        Just("<p a='<body>'>".to_owned()),
+        Just("<".to_owned()),
+        Just(">".to_owned()),
+        Just("&amp;".to_owned()),
+        "[a-z <>/=\"']{0,12}",
+    ];
+    prop::collection::vec(atom, 0..24).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn removing_the_banner_gives_back_the_input_for_any_html(doc in html_ish(), chunk in 1usize..40) {
+        let (out, injected) = run(doc.as_bytes(), ContentEncoding::Identity, chunk);
+        prop_assert!(out.windows(banner().len()).filter(|w| *w == banner().as_bytes()).count() <= 1);
+        prop_assert_eq!(injected, out.len() > doc.len());
+        prop_assert_eq!(strip(&out, &banner()), doc.as_bytes());
+    }
+
+    #[test]
+    fn removing_the_banner_gives_back_the_input_for_any_bytes(doc in prop::collection::vec(any::<u8>(), 0..600), chunk in 1usize..64) {
+        let (out, _) = run(&doc, ContentEncoding::Identity, chunk);
+        prop_assert_eq!(strip(&out, &banner()), doc);
+    }
+}

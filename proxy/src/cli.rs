@@ -1,0 +1,597 @@
+//! The `actas` command line: the ops side of the product.
+//!
+//! Each subcommand parses its arguments (clap), loads what it needs and calls into the
+//! library. Errors are returned to `main`, which prints them and exits non-zero; nothing
+//! here panics on bad input.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::audit::chain::Verifier;
+use crate::config::Config;
+use crate::directory::{hash_password, valid_username, Role, Status};
+use crate::store::audit::AuditFilter;
+use crate::store::directory::NewAccount;
+use crate::store::Store;
+
+/// actas: sign in as a customer, in front of a hosting panel, on the record.
+#[derive(Parser, Debug)]
+#[command(name = "actas", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "ACTAS_CONFIG",
+        default_value = "actas.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the proxy.
+    Serve {
+        /// Take over the listeners of a running instance (zero-downtime upgrade).
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Build a demo in ./var (certificates, accounts, panel) and run it.
+    Demo(DemoArgs),
+    /// Validate the configuration, keys, policies and database, then exit.
+    Check,
+    /// Manage the directory of accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Make development certificates and keys.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Explain and test the policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `actas demo` options.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its files.
+    #[arg(long, default_value = "var")]
+    pub dir: PathBuf,
+    /// HTTPS address of the proxy.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    /// Address of the panel (loopback).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub panel_listen: String,
+    /// The policy directory.
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
+    /// The password of every demo account.
+    #[arg(long, default_value = crate::demo::DEMO_PASSWORD)]
+    pub password: String,
+}
+
+/// `actas accounts …`
+#[derive(Subcommand, Debug)]
+pub enum AccountsCommand {
+    /// Add an account; the password is read from standard input.
+    Add {
+        /// Username.
+        username: String,
+        /// admin, reseller or customer.
+        #[arg(long)]
+        role: String,
+        /// Display name (defaults to the username).
+        #[arg(long)]
+        name: Option<String>,
+        /// The account that created it (a reseller, for its customers).
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// List accounts.
+    List {
+        /// Only those created by this account.
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// Disable an account: it can no longer sign in, and its sessions and impersonations end.
+    Disable {
+        /// Username.
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Username.
+        username: String,
+    },
+    /// Set an account's password, read from standard input.
+    Passwd {
+        /// Username.
+        username: String,
+    },
+    /// Move an account to another creator (a customer to another reseller).
+    Move {
+        /// Username.
+        username: String,
+        /// The new creator.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// `actas audit …`
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print records as JSON lines, oldest first.
+    Export(ExportArgs),
+    /// Check every instance's hash chain; report the first broken link.
+    Verify,
+    /// Print the newest records, and with --follow keep printing new ones.
+    Tail {
+        /// How many records to print first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// Keep printing new records.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+/// `actas audit export` filters.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// From this time on (RFC 3339, e.g. 2026-11-25T14:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this actor.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only this impersonation id.
+    #[arg(long)]
+    pub impersonation: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+}
+
+/// `actas certs …`
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// A development CA, a server certificate for localhost, and the assertion signing key.
+    Dev {
+        /// Output directory.
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// More names for the server certificate.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `actas policy …`
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Show the decision for one actor, action and target, and the policies that made it.
+    Explain {
+        /// Who asks (a username in the directory).
+        #[arg(long)]
+        actor: String,
+        /// `impersonate` or `request`.
+        #[arg(long)]
+        action: String,
+        /// The target (impersonate) or subject (request) username.
+        #[arg(long)]
+        target: String,
+        /// For `request`: the path.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// For `request`: the method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The actor is already impersonating (impersonate), or the request is made while
+        /// impersonating (request).
+        #[arg(long)]
+        impersonating: bool,
+        /// For `request`: mail consent was given.
+        #[arg(long)]
+        mail_consent: bool,
+    },
+    /// Run the policy tests under the policy directory's `tests/`.
+    Test {
+        /// The policy directory (defaults to the configuration's, or ./policies).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.database.url, 2)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database.url))
+}
+
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        bail!("no password given on standard input");
+    }
+    Ok(pw)
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { upgrade } => {
+            let config = Config::load(&cli.config)?;
+            crate::server::serve(config, upgrade)
+        }
+        Command::Demo(args) => crate::demo::run(args),
+        Command::Check => {
+            let config = Config::load(&cli.config)?;
+            let prepared = runtime()?.block_on(crate::server::prepare(&config))?;
+            println!(
+                "{}: OK (listeners: {}{}; upstream {}; {}; database {:?})",
+                cli.config.display(),
+                config
+                    .tls
+                    .as_ref()
+                    .map(|t| format!("https {}", t.listen))
+                    .unwrap_or_default(),
+                config
+                    .http
+                    .as_ref()
+                    .map(|h| format!(" http {}", h.listen))
+                    .unwrap_or_default(),
+                config.upstream.address,
+                prepared.policies.describe(),
+                prepared.store.backend(),
+            );
+            Ok(())
+        }
+        Command::Accounts(cmd) => {
+            let config = Config::load(&cli.config)?;
+            runtime()?.block_on(accounts(&config, cmd))
+        }
+        Command::Audit(cmd) => {
+            let config = Config::load(&cli.config)?;
+            runtime()?.block_on(audit(&config, cmd))
+        }
+        Command::Certs(CertsCommand::Dev { out, names, force }) => {
+            let files = crate::certs::dev(&out, &names, force)?;
+            println!("CA certificate:        {}", files.ca_cert.display());
+            println!("server certificate:    {}", files.server_cert.display());
+            println!("server key:            {}", files.server_key.display());
+            println!("assertion signing key: {}", files.signing_key.display());
+            println!(
+                "its public key:        {}  (give this to the panel)",
+                files.signing_pub.display()
+            );
+            Ok(())
+        }
+        Command::Policy(cmd) => policy(&cli.config, cmd),
+    }
+}
+
+async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    match cmd {
+        AccountsCommand::Add {
+            username,
+            role,
+            name,
+            created_by,
+        } => {
+            if !valid_username(&username) {
+                bail!("`{username}` is not a valid username: 1-64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit");
+            }
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            if let Some(c) = &created_by {
+                if store.account(c).await?.is_none() {
+                    bail!("--created-by {c}: no such account");
+                }
+            }
+            let password = read_password("Password: ")?;
+            let hash = hash_password(&password)?;
+            let added = store
+                .add_account(NewAccount {
+                    username: &username,
+                    display_name: name.as_deref().unwrap_or(&username),
+                    role,
+                    created_by: created_by.as_deref(),
+                    password_hash: &hash,
+                })
+                .await?;
+            if !added {
+                bail!("an account named `{username}` already exists");
+            }
+            println!("added {username} ({role})");
+        }
+        AccountsCommand::List { created_by } => {
+            let list = store.accounts("", created_by.as_deref(), i64::MAX).await?;
+            println!(
+                "{:<20} {:<10} {:<16} {:<9} NAME",
+                "USERNAME", "ROLE", "CREATED BY", "STATUS"
+            );
+            for a in list {
+                println!(
+                    "{:<20} {:<10} {:<16} {:<9} {}",
+                    a.username,
+                    a.role,
+                    a.created_by.as_deref().unwrap_or("-"),
+                    a.status.as_str(),
+                    a.display_name
+                );
+            }
+        }
+        AccountsCommand::Disable { username } | AccountsCommand::Enable { username }
+            if !valid_username(&username) =>
+        {
+            bail!("`{username}` is not a valid username");
+        }
+        AccountsCommand::Disable { username } => {
+            if !store.set_status(&username, Status::Disabled).await? {
+                bail!("no account named `{username}`");
+            }
+            println!(
+                "disabled {username}: its sessions and impersonations end at their next request"
+            );
+        }
+        AccountsCommand::Enable { username } => {
+            if !store.set_status(&username, Status::Active).await? {
+                bail!("no account named `{username}`");
+            }
+            println!("enabled {username}");
+        }
+        AccountsCommand::Passwd { username } => {
+            if store.account(&username).await?.is_none() {
+                bail!("no account named `{username}`");
+            }
+            let password = read_password("New password: ")?;
+            let hash = hash_password(&password)?;
+            store.set_password_hash(&username, &hash).await?;
+            println!("password of {username} changed");
+        }
+        AccountsCommand::Move { username, to } => {
+            if store.account(&to).await?.is_none() {
+                bail!("--to {to}: no such account");
+            }
+            if !store.set_created_by(&username, Some(&to)).await? {
+                bail!("no account named `{username}`");
+            }
+            println!("{username} now belongs to {to}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// One record as a JSON line (`ts` in RFC 3339).
+pub fn record_json(r: &crate::audit::Record) -> String {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("ts".into(), serde_json::Value::String(rfc3339(r.ts)));
+    }
+    v.to_string()
+}
+
+async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        AuditCommand::Export(args) => {
+            if args.format != "jsonl" {
+                bail!("--format {}: only jsonl is supported", args.format);
+            }
+            let since = match &args.since {
+                Some(s) => {
+                    let t = time::OffsetDateTime::parse(
+                        s,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .with_context(|| {
+                        format!("--since {s}: not an RFC 3339 time like 2026-11-25T14:00:00Z")
+                    })?;
+                    Some(i64::try_from(t.unix_timestamp_nanos() / 1_000_000)?)
+                }
+                None => None,
+            };
+            if let Some(k) = &args.kind {
+                if crate::audit::Kind::parse(k).is_none() {
+                    bail!("--kind {k}: not a record kind");
+                }
+            }
+            let filter = AuditFilter {
+                actor: args.actor,
+                subject: args.subject,
+                impersonation_id: args.impersonation,
+                kind: args.kind,
+                since,
+                until: None,
+                instance: None,
+            };
+            let mut offset = 0;
+            loop {
+                let page = store.audit_records(&filter, false, offset, 5_000).await?;
+                for r in &page {
+                    writeln!(out, "{}", record_json(r))?;
+                }
+                if page.len() < 5_000 {
+                    break;
+                }
+                offset += 5_000;
+            }
+        }
+        AuditCommand::Verify => {
+            let instances = store.audit_instances().await?;
+            let mut total = 0;
+            let mut broken = false;
+            for instance in &instances {
+                let mut v = Verifier::new(instance);
+                let mut after = 0;
+                let result = 'chain: loop {
+                    let page = store.audit_chain(instance, after, 5_000).await?;
+                    for r in &page {
+                        if let Err(b) = v.check(r) {
+                            break 'chain Err(b);
+                        }
+                        after = r.seq;
+                    }
+                    if page.len() < 5_000 {
+                        break Ok(());
+                    }
+                };
+                match result {
+                    Ok(()) => writeln!(out, "chain {instance}: {} records, intact", v.checked())?,
+                    Err(b) => {
+                        broken = true;
+                        writeln!(out, "{b}")?;
+                    }
+                }
+                total += v.checked();
+            }
+            if broken {
+                bail!("the audit log has been tampered with (see above)");
+            }
+            writeln!(
+                out,
+                "OK: {total} records in {} chain(s) verified",
+                instances.len()
+            )?;
+        }
+        AuditCommand::Tail { lines, follow } => {
+            let filter = AuditFilter::default();
+            let mut newest = store.audit_records(&filter, true, 0, lines.max(1)).await?;
+            newest.reverse();
+            let mut seen: std::collections::HashSet<String> =
+                newest.iter().map(|r| r.id.clone()).collect();
+            let mut last_ts = newest.last().map_or(0, |r| r.ts);
+            for r in &newest {
+                writeln!(out, "{}", record_json(r))?;
+            }
+            out.flush()?;
+            // With --follow, runs until interrupted (Ctrl-C), like `tail -f`.
+            if follow {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    let f = AuditFilter {
+                        since: Some(last_ts),
+                        ..AuditFilter::default()
+                    };
+                    for r in store.audit_records(&f, false, 0, 10_000).await? {
+                        if seen.insert(r.id.clone()) {
+                            writeln!(out, "{}", record_json(&r))?;
+                            last_ts = last_ts.max(r.ts);
+                        }
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Test { dir } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => match Config::load(config_path) {
+                    Ok(c) => c.policy.dir,
+                    Err(_) => PathBuf::from("policies"),
+                },
+            };
+            let set = crate::policy::PolicySet::load(&dir)?;
+            let report = crate::policy::run_tests(&set, &dir.join("tests"))?;
+            print!("{report}");
+            if !report.all_passed() {
+                bail!("some policy tests failed");
+            }
+            Ok(())
+        }
+        PolicyCommand::Explain {
+            actor,
+            action,
+            target,
+            path,
+            method,
+            impersonating,
+            mail_consent,
+        } => {
+            let config = Config::load(config_path)?;
+            let set = crate::policy::PolicySet::load(&config.policy.dir)?;
+            let rt = runtime()?;
+            let (a, t) = rt.block_on(async {
+                let store = open_store(&config).await?;
+                let a = store.account(&actor).await?;
+                let t = store.account(&target).await?;
+                store.close().await;
+                anyhow::Ok((a, t))
+            })?;
+            let a = a.with_context(|| format!("--actor {actor}: no such account"))?;
+            let t = t.with_context(|| format!("--target {target}: no such account"))?;
+            let text = match action.as_str() {
+                "impersonate" => crate::policy::explain_impersonation(
+                    &set,
+                    &a.facts(),
+                    &t.facts(),
+                    impersonating,
+                ),
+                "request" => crate::policy::explain_request(
+                    &set,
+                    &crate::policy::RequestFacts {
+                        actor: &a.facts(),
+                        subject: &t.facts(),
+                        impersonating,
+                        method: &method,
+                        path: &path,
+                        mail_consent,
+                    },
+                ),
+                other => bail!("--action {other}: use impersonate or request"),
+            };
+            print!("{text}");
+            Ok(())
+        }
+    }
+}

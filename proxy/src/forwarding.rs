@@ -1,0 +1,286 @@
+//! Header hygiene for forwarded requests: what a client may not send the panel, what the
+//! proxy sets instead, and which client address is believed.
+//!
+//! A client's `X-Actas-*` and identity headers (in `-` and `_` spellings) are removed,
+//! `Connection` and the hop-by-hop headers it names are dropped before the proxy adds its
+//! own (so naming `X-Actas-Assertion` in `Connection:` cannot strip the assertion), the
+//! session cookie is cut out of `Cookie`, and `X-Forwarded-*` are set by the proxy, trusting
+//! a client's values only when the peer is a configured trusted proxy.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+use crate::config::IpNet;
+use crate::session::COOKIE_NAME;
+
+/// Identity headers other proxies and panels use, normalized (lowercase, `_` → `-`).
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-groups",
+    "x-remote-name",
+    "remote-user",
+    "x-user",
+    "x-email",
+    "x-webauth-user",
+    "x-auth-user",
+    "x-authenticated-user",
+    "x-real-user",
+    "x-impersonate-user",
+];
+
+/// Prefixes of identity headers, normalized.
+const IDENTITY_PREFIXES: &[&str] = &[
+    "x-actas-",
+    "x-auth-request-",
+    "cf-access-",
+    "x-pomerium-",
+    "x-goog-authenticated-",
+    "x-ms-client-principal",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that never travel past the proxy.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Whether a client may not pass a header of this name to the panel.
+pub fn is_forbidden(name: &str) -> bool {
+    let n: String = name
+        .bytes()
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
+        .collect();
+    IDENTITY_HEADERS.contains(&n.as_str())
+        || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
+        || HOP_BY_HOP.contains(&n.as_str())
+        || n.starts_with("x-forwarded-")
+        || n == "forwarded"
+        || n == "x-real-ip"
+}
+
+/// Removes every header a client may not pass on, including those named by `Connection`.
+pub fn strip_inbound(req: &mut RequestHeader) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for value in req.headers.get_all(http::header::CONNECTION) {
+        if let Ok(v) = value.to_str() {
+            for token in v.split(',') {
+                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+                    doomed.push(name);
+                }
+            }
+        }
+    }
+    for (name, _) in req.headers.iter() {
+        if is_forbidden(name.as_str()) {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed {
+        req.remove_header(&name);
+    }
+    strip_session_cookie(req);
+}
+
+/// Cuts the session cookie out of `Cookie` so the panel never sees the token.
+fn strip_session_cookie(req: &mut RequestHeader) {
+    let values: Vec<HeaderValue> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let kept: Vec<String> = values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| {
+            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
+            !name.eq_ignore_ascii_case(COOKIE_NAME) && !name.starts_with("__Host-actas")
+        })
+        .map(str::to_owned)
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            let _ = req.insert_header(http::header::COOKIE, v);
+        }
+    }
+}
+
+/// The client as the proxy believes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// The client's address.
+    pub ip: String,
+    /// `https` or `http`, as the browser used.
+    pub proto: &'static str,
+    /// The `X-Forwarded-For` chain to send on.
+    pub forwarded_for: String,
+}
+
+/// Works out the client from the TCP peer and, only when the peer is trusted, the
+/// `X-Forwarded-For`/`X-Forwarded-Proto` it sent.
+pub fn client(peer: Option<IpAddr>, tls: bool, req: &RequestHeader, trusted: &[IpNet]) -> Client {
+    let peer_ip = peer
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let peer_trusted = peer.is_some_and(|p| trusted.iter().any(|n| n.contains(p)));
+    if !peer_trusted {
+        return Client {
+            ip: peer_ip.clone(),
+            proto: if tls { "https" } else { "http" },
+            forwarded_for: peer_ip,
+        };
+    }
+    let chain: Vec<String> = req
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s.parse::<IpAddr>().is_ok())
+        .collect();
+    // The client is the right-most address that is not itself a trusted proxy.
+    let ip = chain
+        .iter()
+        .rev()
+        .find(|a| {
+            a.parse::<IpAddr>()
+                .map(|ip| !trusted.iter().any(|n| n.contains(ip)))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .or_else(|| chain.first().cloned())
+        .unwrap_or_else(|| peer_ip.clone());
+    let proto = match req
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        Some(p) if p == "https" => "https",
+        Some(p) if p == "http" => "http",
+        _ if tls => "https",
+        _ => "http",
+    };
+    let mut forwarded_for = chain.join(", ");
+    if !forwarded_for.is_empty() {
+        forwarded_for.push_str(", ");
+    }
+    forwarded_for.push_str(&peer_ip);
+    Client {
+        ip,
+        proto,
+        forwarded_for,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn identity_headers_are_removed_in_both_spellings() {
+        let mut r = req(&[
+            ("X-Actas-Assertion", "forged"),
+            ("x_actas_assertion", "forged"),
+            ("X-Forwarded-User", "ada"),
+            ("X_Forwarded_User", "ada"),
+            ("Remote-User", "ada"),
+            ("remote_user", "ada"),
+            ("X-Auth-Request-Email", "ada@x"),
+            ("x_auth_request_user", "ada"),
+            ("X-Remote-User", "ada"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("Accept", "text/html"),
+        ]);
+        strip_inbound(&mut r);
+        let names: Vec<String> = r.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names, vec!["accept"]);
+    }
+
+    #[test]
+    fn connection_named_headers_go_and_connection_itself_goes() {
+        let mut r = req(&[
+            ("Connection", "keep-alive, X-Custom, x-actas-assertion"),
+            ("X-Custom", "1"),
+            ("X-Other", "2"),
+        ]);
+        strip_inbound(&mut r);
+        assert!(r.headers.get("connection").is_none());
+        assert!(r.headers.get("x-custom").is_none());
+        assert_eq!(r.headers.get("x-other").unwrap(), "2");
+    }
+
+    #[test]
+    fn the_session_cookie_never_reaches_the_panel() {
+        let mut r = req(&[
+            ("Cookie", "a=1; __Host-actas_session=SECRET; b=2"),
+            ("Cookie", "__Host-actas_session=X"),
+        ]);
+        strip_inbound(&mut r);
+        assert_eq!(r.headers.get("cookie").unwrap(), "a=1; b=2");
+        let mut r = req(&[("Cookie", "__Host-actas_session=SECRET")]);
+        strip_inbound(&mut r);
+        assert!(r.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let r = req(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let c = client(Some("10.0.0.9".parse().unwrap()), false, &r, &[]);
+        assert_eq!(c.ip, "10.0.0.9");
+        assert_eq!(c.proto, "http");
+        assert_eq!(c.forwarded_for, "10.0.0.9");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies() {
+        let trusted = vec![IpNet::parse("10.0.0.0/8").unwrap()];
+        let r = req(&[
+            ("X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.0.0.2"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let c = client(Some("10.0.0.9".parse().unwrap()), false, &r, &trusted);
+        assert_eq!(c.ip, "203.0.113.7");
+        assert_eq!(c.proto, "https");
+        assert_eq!(c.forwarded_for, "6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.9");
+    }
+}

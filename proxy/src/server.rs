@@ -1,0 +1,243 @@
+//! Assembles and runs one proxy instance: opens the store, loads policies and keys, starts
+//! the audit writer, builds Pingora's server with its listeners, and after Pingora stops,
+//! flushes the audit queue.
+//!
+//! Signals: SIGTERM finishes in-flight requests and stops (graceful), SIGINT stops fast,
+//! SIGQUIT hands the listeners to a new process started with `--upgrade` (Pingora's
+//! zero-downtime upgrade), SIGHUP reloads the policies. In every case the audit queue is
+//! written out before the process exits.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use pingora::listeners::tls::TlsSettings;
+use pingora::prelude::Opt;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+
+use crate::app::{App, LoginLimits};
+use crate::assertion::Signer25519;
+use crate::audit::writer::{AuditLog, WriterHandle, WriterSettings};
+use crate::audit::{Event, Kind};
+use crate::config::Config;
+use crate::metrics::METRICS;
+use crate::policy::{PolicySet, PolicyStore};
+use crate::proxy::Actas;
+use crate::session::SessionCache;
+use crate::store::Store;
+
+/// Everything `check` validates, and `serve` uses, before any listener opens.
+pub struct Prepared {
+    /// The store, migrated.
+    pub store: Store,
+    /// The policies.
+    pub policies: PolicySet,
+    /// The signing key.
+    pub signer: Signer25519,
+}
+
+/// Validates the configuration's files: TLS material, signing key, policies, database.
+pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    if let Some(tls) = &config.tls {
+        for (what, path) in [("certificate", &tls.cert), ("private key", &tls.key)] {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "{}: `tls`: cannot read the {what} {}",
+                    config.source.display(),
+                    path.display()
+                )
+            })?;
+            if !text.contains("-----BEGIN") {
+                anyhow::bail!(
+                    "{}: `tls`: {} is not a PEM file",
+                    config.source.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    let signer = Signer25519::load(&config.assertion.signing_key)?;
+    let policies = PolicySet::load(&config.policy.dir)?;
+    let store = Store::open(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: `database.url`: cannot open the database",
+                config.source.display()
+            )
+        })?;
+    Ok(Prepared {
+        store,
+        policies,
+        signer,
+    })
+}
+
+/// Resolves `host:port` to its first address.
+pub async fn resolve(address: &str) -> anyhow::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{address} resolves to no address"))
+}
+
+/// Reloads the policies, keeping the last good set on error, and records the outcome.
+pub async fn reload_policies(policies: &PolicyStore, audit: &AuditLog, trigger: &str) {
+    let mut e = Event::new(Kind::PolicyReload);
+    e.reason = Some(trigger.to_owned());
+    match policies.reload() {
+        Ok(set) => {
+            METRICS
+                .policy_reloads_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(trigger, policies = %set.describe(), "policies reloaded");
+            e.decision = Some("allow".into());
+            e.reason = Some(format!("{trigger}: loaded {}", set.describe()));
+        }
+        Err(err) => {
+            METRICS
+                .policy_reload_failures_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(trigger, error = %err, "policy reload refused; the last good policies stay in force");
+            e.decision = Some("deny".into());
+            e.reason = Some(format!("{trigger}: refused, last good set kept: {err}"));
+        }
+    }
+    audit.record(e).await;
+}
+
+/// Runs the proxy until a shutdown signal; `upgrade` takes the listeners over from a
+/// running instance.
+pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
+    // A small runtime of our own for start-up, policy reloads and signals; Pingora runs
+    // its own runtimes for the request path.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("actas-control")
+        .enable_all()
+        .build()?;
+    let prepared = rt.block_on(prepare(&config))?;
+    let upstream = rt
+        .block_on(resolve(&config.upstream.address))
+        .with_context(|| {
+            format!(
+                "{}: `upstream.address`: cannot resolve {}",
+                config.source.display(),
+                config.upstream.address
+            )
+        })?;
+    crate::directory::warm_up();
+    let writer = WriterHandle::start(WriterSettings {
+        url: config.database.url.clone(),
+        instance: config.server.instance_id.clone(),
+        capacity: config.audit.queue_capacity,
+        batch_max: config.audit.batch_max,
+    })
+    .context("cannot start the audit writer")?;
+    let audit = writer.log();
+    let app = Arc::new(App {
+        sessions: SessionCache::new(config.session.cache_ttl),
+        limits: LoginLimits::new(
+            config.login.attempts_per_ip_per_minute,
+            config.login.attempts_per_account_per_minute,
+        ),
+        store: prepared.store,
+        signer: prepared.signer,
+        assertions: Default::default(),
+        policies: PolicyStore::new(config.policy.dir.clone(), prepared.policies),
+        audit: audit.clone(),
+        upstream: std::sync::RwLock::new(upstream),
+        config: config.clone(),
+    });
+
+    // A panel addressed by name (a container, a Kubernetes Service) may move: look it up
+    // again every few seconds; keep the last address while the name does not resolve.
+    if config
+        .upstream
+        .address
+        .parse::<std::net::SocketAddr>()
+        .is_err()
+    {
+        let watch_app = app.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                match resolve(&watch_app.config.upstream.address).await {
+                    Ok(addr) => {
+                        if let Ok(mut current) = watch_app.upstream.write() {
+                            if *current != addr {
+                                tracing::info!(%addr, "the panel's address changed");
+                                *current = addr;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot resolve the panel's address; keeping the last one"),
+                }
+            }
+        });
+    }
+
+    // Policy reloads: SIGHUP, and a change in the policy directory.
+    let reload_app = app.clone();
+    rt.spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP; reload policies by restarting");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload_policies(&reload_app.policies, &reload_app.audit, "SIGHUP").await;
+        }
+    });
+    let _watch = if config.policy.watch {
+        let watch_app = app.clone();
+        let handle = rt.handle().clone();
+        Some(crate::policy::watch(&config.policy.dir, move || {
+            let a = watch_app.clone();
+            handle
+                .spawn(async move { reload_policies(&a.policies, &a.audit, "file change").await });
+        })?)
+    } else {
+        None
+    };
+
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout_seconds),
+        upgrade_sock: config.server.upgrade_sock.display().to_string(),
+        pid_file: config.server.pid_file.display().to_string(),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let mut service =
+        pingora::proxy::http_proxy_service(&server.configuration, Actas::new(app.clone()));
+    if let Some(tls) = &config.tls {
+        let mut settings = TlsSettings::intermediate(
+            &tls.cert.display().to_string(),
+            &tls.key.display().to_string(),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: `tls`: {e}", config.source.display()))?;
+        settings.enable_h2();
+        service.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        tracing::info!(listen = %tls.listen, "HTTPS listener");
+    }
+    if let Some(http) = &config.http {
+        service.add_tcp(&http.listen.to_string());
+        tracing::info!(listen = %http.listen, "plain-HTTP listener (behind a load balancer)");
+    }
+    server.add_service(service);
+    tracing::info!(instance = %config.server.instance_id, upstream = %config.upstream.address, "actas is serving");
+    server.run(RunArgs::default());
+
+    tracing::info!("server stopped; writing out the audit queue");
+    writer.shutdown();
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Queries of the `audit` table.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::audit::Record;
+
+const COLUMNS: [&str; 22] = [
+    "id",
+    "instance",
+    "seq",
+    "ts",
+    "kind",
+    "actor",
+    "subject",
+    "session_id",
+    "impersonation_id",
+    "request_id",
+    "method",
+    "host",
+    "path",
+    "status",
+    "bytes_out",
+    "duration_ms",
+    "client_ip",
+    "user_agent",
+    "decision",
+    "reason",
+    "prev_hash",
+    "hash",
+];
+
+/// Rows per INSERT statement. SQLite looks parameter names up linearly, so a statement's
+/// binding cost grows with the square of its parameter count: a few hundred parameters per
+/// statement is the sweet spot (measured: 500 rows × 22 columns spent half the proxy's CPU
+/// in `sqlite3_bind_parameter_name`).
+const ROWS_PER_STATEMENT: usize = 24;
+
+/// Which records to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only this impersonation.
+    pub impersonation_id: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// From (ms, inclusive).
+    pub since: Option<i64>,
+    /// Until (ms, exclusive).
+    pub until: Option<i64>,
+    /// Only this instance's chain.
+    pub instance: Option<String>,
+}
+
+fn record(row: &AnyRow) -> Result<Record, StoreError> {
+    Ok(Record {
+        id: row.try_get("id")?,
+        instance: row.try_get("instance")?,
+        seq: row.try_get("seq")?,
+        ts: row.try_get("ts")?,
+        kind: row.try_get("kind")?,
+        actor: row.try_get("actor")?,
+        subject: row.try_get("subject")?,
+        session_id: row.try_get("session_id")?,
+        impersonation_id: row.try_get("impersonation_id")?,
+        request_id: row.try_get("request_id")?,
+        method: row.try_get("method")?,
+        host: row.try_get("host")?,
+        path: row.try_get("path")?,
+        status: row.try_get("status")?,
+        bytes_out: row.try_get("bytes_out")?,
+        duration_ms: row.try_get("duration_ms")?,
+        client_ip: row.try_get("client_ip")?,
+        user_agent: row.try_get("user_agent")?,
+        decision: row.try_get("decision")?,
+        reason: row.try_get("reason")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl Store {
+    /// Writes `records` in one transaction: all or none.
+    pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = format!("INSERT INTO audit ({}) VALUES ", COLUMNS.join(", "));
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..COLUMNS.len() {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * COLUMNS.len() + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.instance)
+                    .bind(r.seq)
+                    .bind(r.ts)
+                    .bind(&r.kind)
+                    .bind(&r.actor)
+                    .bind(&r.subject)
+                    .bind(&r.session_id)
+                    .bind(&r.impersonation_id)
+                    .bind(&r.request_id)
+                    .bind(&r.method)
+                    .bind(&r.host)
+                    .bind(&r.path)
+                    .bind(r.status)
+                    .bind(r.bytes_out)
+                    .bind(r.duration_ms)
+                    .bind(&r.client_ip)
+                    .bind(&r.user_agent)
+                    .bind(&r.decision)
+                    .bind(&r.reason)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The last `(seq, hash)` of an instance's chain, if it has records.
+    pub async fn audit_chain_head(
+        &self,
+        instance: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, hash FROM audit WHERE instance = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(instance)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(r) => Ok(Some((r.try_get("seq")?, r.try_get("hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every instance that has a chain.
+    pub async fn audit_instances(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT instance FROM audit ORDER BY instance")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("instance").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Records matching `filter`, oldest first, after `(ts, id)` cursor `after`, at most `limit`.
+    pub async fn audit_records(
+        &self,
+        filter: &AuditFilter,
+        newest_first: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let order = if newest_first {
+            "ts DESC, instance DESC, seq DESC"
+        } else {
+            "ts ASC, instance ASC, seq ASC"
+        };
+        let sql = format!(
+            "SELECT {} FROM audit WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR subject = $2) \
+             AND ($3 = '' OR impersonation_id = $3) AND ($4 = '' OR kind = $4) \
+             AND ts >= $5 AND ts < $6 AND ($7 = '' OR instance = $7) \
+             ORDER BY {order} LIMIT $8 OFFSET $9",
+            COLUMNS.join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.actor.as_deref().unwrap_or(""))
+            .bind(filter.subject.as_deref().unwrap_or(""))
+            .bind(filter.impersonation_id.as_deref().unwrap_or(""))
+            .bind(filter.kind.as_deref().unwrap_or(""))
+            .bind(filter.since.unwrap_or(i64::MIN))
+            .bind(filter.until.unwrap_or(i64::MAX))
+            .bind(filter.instance.as_deref().unwrap_or(""))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// One chain's records in `seq` order, from `after_seq` (exclusive), at most `limit`.
+    pub async fn audit_chain(
+        &self,
+        instance: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM audit WHERE instance = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            COLUMNS.join(", ")
+        ))
+        .bind(instance)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+}

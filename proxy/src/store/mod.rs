@@ -1,0 +1,152 @@
+//! The shared store: one `Store` over SQLite (the embedded default) or PostgreSQL (for
+//! several instances), through sqlx's `Any` driver so both run the very same SQL.
+//!
+//! It owns the connection pool and the migrations (files under `proxy/migrations/`,
+//! applied at start). The submodules hold the queries of one concern each: the
+//! directory of accounts, sessions and impersonations, and the audit table. This module
+//! never decides anything: callers bring the rules, the store keeps the rows.
+
+pub mod audit;
+pub mod directory;
+pub mod sessions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file: nothing to install.
+    Sqlite,
+    /// A PostgreSQL server shared by several instances.
+    Postgres,
+}
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a query, or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The migrations could not be applied.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported database.
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    Url(String),
+    /// A row holds a value this version does not understand.
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+}
+
+/// Durability wanted of a pool's connections (SQLite only; PostgreSQL always commits durably).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the process (WAL, synchronous=NORMAL): the request path.
+    Process,
+    /// Survives a crash of the machine (WAL, synchronous=FULL): the audit writer.
+    Machine,
+}
+
+/// The pool and what is behind it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Milliseconds since the epoch, the store's unit of time.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Connects, creating an SQLite file when missing, and applies the migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let store = Store::connect(url, max_connections, Durability::Process).await?;
+        MIGRATOR.run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating (for a second pool on an already opened store).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        durability: Durability,
+    ) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        let sync = match durability {
+                            Durability::Process => "NORMAL",
+                            Durability::Machine => "FULL",
+                        };
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+                            .await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The pool, for the query modules.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Converts a stored 0/1 into a bool.
+pub(crate) fn flag(v: i64) -> bool {
+    v != 0
+}
