@@ -1,0 +1,428 @@
+//! The audit log, end to end: what is recorded, what never is, write-ahead for
+//! state-changing impersonated requests, failing closed, flushing on shutdown and after
+//! SIGKILL, and `actas audit verify` catching tampering.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actas_e2e::*;
+use sqlx::Connection;
+
+fn sqlite(stack: &Stack) -> String {
+    format!("sqlite://{}", stack.path().join("actas.db").display())
+}
+
+fn sql(stack: &Stack, statements: &[&str]) {
+    let url = sqlite(stack);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut c).await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn every_event_kind_carries_its_fields() {
+    let stack = Stack::start();
+    stack.browser().login("carl", "wrong password");
+    let ada = stack.signed_in("ada");
+    ada.get("/").unwrap();
+    ada.impersonate("carl", "ticket 42", true);
+    ada.get("/domains?x=1").unwrap();
+    ada.stop();
+    let rita = stack.signed_in("rita");
+    rita.impersonate("dave", "", false);
+    let csrf = ada.csrf();
+    ada.post("/_actas/logout", &[("csrf_token", &csrf)]);
+
+    let failed = stack.wait_audit("login.failed", |r| r["kind"] == "login.failed");
+    assert_eq!(failed["actor"], "carl");
+    assert_eq!(failed["decision"], "deny");
+    let login = stack.wait_audit("login", |r| r["kind"] == "login" && r["actor"] == "ada");
+    assert_eq!(login["subject"], "ada");
+    assert!(login["session_id"].is_string() && login["client_ip"] == "127.0.0.1");
+    let start = stack.wait_audit("start", |r| r["kind"] == "impersonation.start");
+    assert!(start["reason"].as_str().unwrap().contains("ticket 42"));
+    assert!(start["reason"]
+        .as_str()
+        .unwrap()
+        .contains("mail consent: yes"));
+    let imp = start["impersonation_id"].as_str().unwrap().to_owned();
+    let req = stack.wait_audit("request", |r| {
+        r["kind"] == "request" && r["path"] == "/domains?x=1"
+    });
+    for (k, v) in [
+        ("actor", "ada"),
+        ("subject", "carl"),
+        ("method", "GET"),
+        ("impersonation_id", imp.as_str()),
+    ] {
+        assert_eq!(req[k], v, "{k}: {req}");
+    }
+    assert_eq!(req["status"], 200);
+    assert!(req["bytes_out"].as_i64().unwrap() > 0);
+    assert!(req["duration_ms"].as_i64().is_some());
+    assert!(
+        req["request_id"].is_string() && req["user_agent"].is_string() && req["host"].is_string()
+    );
+    assert!(
+        req["hash"].as_str().unwrap().len() == 64 && req["prev_hash"].as_str().unwrap().len() == 64
+    );
+    let stop = stack.wait_audit("stop", |r| r["kind"] == "impersonation.stop");
+    assert_eq!(stop["impersonation_id"], imp.as_str());
+    assert_eq!(stop["reason"], "stopped");
+    assert!(stop["duration_ms"].as_i64().unwrap() >= 0);
+    let denied = stack.wait_audit("denied", |r| r["kind"] == "impersonation.denied");
+    assert_eq!(
+        (denied["actor"].as_str(), denied["subject"].as_str()),
+        (Some("rita"), Some("dave"))
+    );
+    stack.wait_audit("logout", |r| r["kind"] == "logout" && r["actor"] == "ada");
+    // Outside impersonation, actor = subject.
+    let own = stack.wait_audit("own request", |r| {
+        r["kind"] == "request"
+            && r["path"] == "/"
+            && r["actor"] == "ada"
+            && r["impersonation_id"].is_null()
+    });
+    assert_eq!(own["subject"], "ada");
+}
+
+#[test]
+fn secrets_never_reach_the_audit_log_and_named_parameters_are_redacted() {
+    let stack = Stack::start();
+    let b = stack.signed_in("carl");
+    let token = b.session_token().unwrap();
+    b.send(
+        "GET",
+        "/files?path=public_html&token=s3cr3t-value&password=hunter22",
+        &[("authorization", "Bearer top-secret-bearer")],
+        None,
+    )
+    .unwrap();
+    let r = stack.wait_audit("redacted", |r| {
+        r["kind"] == "request" && r["path"].as_str().is_some_and(|p| p.starts_with("/files?"))
+    });
+    assert_eq!(
+        r["path"],
+        "/files?path=public_html&token=REDACTED&password=REDACTED"
+    );
+    let everything = stack
+        .audit()
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<String>();
+    for secret in [
+        token.as_str(),
+        "s3cr3t-value",
+        "hunter22",
+        "top-secret-bearer",
+        PASSWORD,
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked into the audit log"
+        );
+    }
+}
+
+#[test]
+fn a_state_changing_impersonated_request_is_on_record_before_the_panel_sees_it() {
+    let echo = Echo::start("text/plain", b"ok".to_vec());
+    let stack = Stack::with_echo(&echo, "");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    // The moment the upstream receives the POST, its record must already be committed.
+    let config = stack.config.clone();
+    let checked = Arc::new(AtomicBool::new(false));
+    let flag = checked.clone();
+    *echo.hook.lock().unwrap() = Some(Box::new(move |seen: &Seen| {
+        if seen.request_line.starts_with("POST") {
+            let rid = seen.all("x-request-id").remove(0);
+            let (ok, out, _) = actas(&config, &["audit", "export", "--format", "jsonl"], None);
+            assert!(ok);
+            let found = out
+                .lines()
+                .any(|l| l.contains(&rid) && l.contains("write-ahead"));
+            flag.store(found, Ordering::SeqCst);
+        }
+    }));
+    let r = ada.post("/domains", &[("name", "carl-new.example")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        checked.load(Ordering::SeqCst),
+        "the write-ahead record was committed before forwarding"
+    );
+}
+
+#[test]
+fn when_the_audit_store_refuses_records_impersonated_changes_fail_closed_with_503() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    sql(&stack, &["CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit store down'); END"]);
+    let r = ada.post("/domains", &[("name", "must-not-exist.example")]);
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("Audit log unavailable"), "{}", r.body);
+    assert_eq!(
+        ada.get("/domains").unwrap().status,
+        StatusCode::OK,
+        "reading still works"
+    );
+    sql(&stack, &["DROP TRIGGER audit_down"]);
+    let domains = ada.get("/domains").unwrap().body;
+    assert!(
+        !domains.contains("must-not-exist.example"),
+        "the refused change never reached the panel"
+    );
+    // Records held back while the store refused are written once it recovers.
+    stack.wait_audit("the 503 itself is recorded", |r| {
+        r["kind"] == "request" && r["status"] == 503
+    });
+}
+
+#[test]
+fn shutdown_flushes_every_queued_record() {
+    let mut stack = Stack::start();
+    let b = stack.signed_in("carl");
+    for i in 0..200 {
+        b.send("GET", &format!("/?n={i}"), &[], None).unwrap();
+    }
+    let proxy = stack.proxy.as_mut().unwrap();
+    proxy.signal("TERM");
+    assert!(
+        proxy.wait_exit(Duration::from_secs(20)).is_some(),
+        "actas stopped on SIGTERM"
+    );
+    let records = stack.audit();
+    for i in 0..200 {
+        let path = format!("/?n={i}");
+        assert!(
+            records.iter().any(|r| r["path"] == path.as_str()),
+            "record of {path} was flushed"
+        );
+    }
+    let (ok, out, err) = stack.actas(&["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn sigkill_under_load_loses_no_state_changing_impersonated_request() {
+    let echo = Echo::start("text/plain", b"ok".to_vec());
+    let mut stack = Stack::with_echo(&echo, "");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let b = ada.clone();
+        let stop = stop.clone();
+        workers.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 2_000 {
+                let _ = b.send(
+                    "POST",
+                    &format!("/domains?w={w}&n={n}"),
+                    &[
+                        ("origin", &b.base()),
+                        ("content-type", "application/x-www-form-urlencoded"),
+                    ],
+                    Some(b"name=x.example".to_vec()),
+                );
+                n += 1;
+            }
+        }));
+    }
+    let start = Instant::now();
+    while echo.seen.lock().unwrap().len() < 100 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stack.proxy.as_mut().unwrap().signal("KILL");
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    let reached: Vec<String> = echo
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.request_line.starts_with("POST"))
+        .map(|s| s.all("x-request-id").remove(0))
+        .collect();
+    assert!(
+        reached.len() >= 100,
+        "load reached the upstream: {}",
+        reached.len()
+    );
+    let records = stack.audit();
+    let recorded: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|r| r["request_id"].as_str())
+        .collect();
+    let missing: Vec<&String> = reached
+        .iter()
+        .filter(|rid| !recorded.contains(rid.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} requests that reached the panel have no record: {:?}",
+        missing.len(),
+        reached.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+fn verify(stack: &Stack) -> (bool, String) {
+    let (ok, out, err) = stack.actas(&["audit", "verify"]);
+    (ok, format!("{out}{err}"))
+}
+
+fn tampered_stack() -> Stack {
+    let stack = Stack::start();
+    let b = stack.signed_in("carl");
+    for i in 0..10 {
+        b.send("GET", &format!("/?n={i}"), &[], None).unwrap();
+    }
+    stack.wait_audit("ten requests", |r| r["path"] == "/?n=9");
+    let (ok, out) = verify(&stack);
+    assert!(ok && out.contains("intact"), "{out}");
+    stack
+}
+
+#[test]
+fn verify_catches_a_changed_field() {
+    let stack = tampered_stack();
+    sql(
+        &stack,
+        &["UPDATE audit SET actor = 'mallory' WHERE seq = 4"],
+    );
+    let (ok, out) = verify(&stack);
+    assert!(!ok);
+    assert!(
+        out.contains("broken at seq 4") && out.contains("field was changed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_catches_a_deleted_record() {
+    let stack = tampered_stack();
+    sql(&stack, &["DELETE FROM audit WHERE seq = 5"]);
+    let (ok, out) = verify(&stack);
+    assert!(!ok);
+    assert!(
+        out.contains("broken at seq 5") && out.contains("missing"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_catches_reordered_records() {
+    let stack = tampered_stack();
+    let inst = stack.audit()[0]["instance"].as_str().unwrap().to_owned();
+    sql(
+        &stack,
+        &[
+            &format!("UPDATE audit SET seq = -1 WHERE instance = '{inst}' AND seq = 6"),
+            &format!("UPDATE audit SET seq = 6 WHERE instance = '{inst}' AND seq = 7"),
+            &format!("UPDATE audit SET seq = 7 WHERE instance = '{inst}' AND seq = -1"),
+        ],
+    );
+    let (ok, out) = verify(&stack);
+    assert!(!ok);
+    assert!(out.contains("broken at seq 6"), "{out}");
+}
+
+#[test]
+fn verify_catches_a_rewritten_record_even_with_its_hash_recomputed() {
+    let stack = tampered_stack();
+    // An attacker who recomputes one record's hash still breaks the next link.
+    sql(&stack, &["UPDATE audit SET hash = '0000000000000000000000000000000000000000000000000000000000000001' WHERE seq = 3"]);
+    let (ok, out) = verify(&stack);
+    assert!(!ok);
+    assert!(out.contains("broken at seq 3"), "{out}");
+}
+
+#[test]
+fn admins_browse_the_audit_log_and_see_one_impersonation_on_one_page() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    ada.impersonate("cora", "ticket 9", false);
+    ada.get("/files").unwrap();
+    ada.get("/databases").unwrap();
+    ada.stop();
+    let start = stack.wait_audit("start", |r| r["kind"] == "impersonation.start");
+    let imp = start["impersonation_id"].as_str().unwrap();
+    stack.wait_audit("stop", |r| r["kind"] == "impersonation.stop");
+    let page = ada
+        .get(&format!("/_actas/audit?impersonation={imp}"))
+        .unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    for needle in [
+        "impersonation.start",
+        "/files",
+        "/databases",
+        "impersonation.stop",
+        "ticket 9",
+    ] {
+        assert!(
+            page.body.contains(needle),
+            "{needle} missing from the impersonation's page"
+        );
+    }
+    let filtered = ada
+        .get("/_actas/audit?actor=ada&kind=impersonation.start")
+        .unwrap()
+        .body;
+    assert!(
+        filtered.contains("<td>impersonation.start</td>")
+            && !filtered.contains("<td>impersonation.stop</td>")
+    );
+    let carl = stack.signed_in("carl");
+    assert_eq!(
+        carl.get("/_actas/audit").unwrap().status,
+        StatusCode::FORBIDDEN
+    );
+    let rita = stack.signed_in("rita");
+    assert_eq!(
+        rita.get("/_actas/audit").unwrap().status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn customers_see_who_signed_in_as_them_and_why() {
+    let stack = Stack::start();
+    let rita = stack.signed_in("rita");
+    rita.impersonate("carl", "ticket #777: broken site", false);
+    rita.stop();
+    let carl = stack.signed_in("carl");
+    let page = carl.get("/_actas/access-history").unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    for needle in ["rita", "reseller", "ticket #777: broken site", "stopped"] {
+        assert!(page.body.contains(needle), "{needle}: {}", page.body);
+    }
+    let cora = stack.signed_in("cora");
+    assert!(cora
+        .get("/_actas/access-history")
+        .unwrap()
+        .body
+        .contains("Nobody has signed in as you"));
+}
+
+#[test]
+fn metrics_show_the_audit_queue() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    let m = ada.send("GET", "/_actas/metrics", &[], None).unwrap();
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.body.contains("actas_audit_queue_depth "), "{}", m.body);
+    assert!(m.body.contains("actas_audit_write_seconds_total "));
+}

@@ -1,0 +1,246 @@
+//! The impersonation banner through the real proxy: on every document while
+//! impersonating (panel pages, error pages, console pages), never where it would corrupt
+//! something (downloads, fetches, HEAD, non-HTML), through upstream compression, and
+//! without weakening the upstream's Content-Security-Policy.
+
+use std::io::Write;
+
+use actas_e2e::*;
+
+const MARK: &str = "Stop impersonating";
+
+fn impersonating_on(echo: &Echo) -> (Stack, Browser) {
+    let stack = Stack::with_echo(echo, "");
+    let ada = stack.signed_in("ada");
+    assert_eq!(
+        ada.impersonate("carl", "", false).status,
+        StatusCode::SEE_OTHER
+    );
+    (stack, ada)
+}
+
+#[test]
+fn every_panel_page_shows_the_banner_while_impersonating() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    assert!(
+        !ada.get("/").unwrap().body.contains(MARK),
+        "no banner before impersonating"
+    );
+    ada.impersonate("carl", "", false);
+    for path in [
+        "/",
+        "/domains",
+        "/files",
+        "/files/edit?path=public_html/index.html",
+        "/databases",
+        "/mail",
+        "/settings",
+        "/activity",
+        "/no-such-page",
+        "/_actas/access-history",
+        "/_actas/accounts",
+    ] {
+        let page = ada.get(path).unwrap();
+        assert!(
+            page.body.contains(MARK),
+            "no banner on {path} ({}): {}",
+            page.status,
+            &page.body[..page.body.len().min(300)]
+        );
+        assert!(page.body.contains("signed in as carl"), "{path}");
+        assert!(page.body.contains("You are ada"), "{path}");
+        assert_eq!(
+            page.body.matches(MARK).count(),
+            1,
+            "exactly one banner on {path}"
+        );
+    }
+    ada.stop();
+    assert!(
+        !ada.get("/").unwrap().body.contains(MARK),
+        "banner gone after stopping"
+    );
+}
+
+#[test]
+fn the_banner_sits_right_after_body_opens() {
+    let echo = Echo::start("text/html; charset=utf-8", b"<!doctype html><html><head><title>t</title></head><body class=\"x\"><p>page</p></body></html>".to_vec());
+    let (_stack, ada) = impersonating_on(&echo);
+    let page = ada.get("/").unwrap().body;
+    let body_at = page.find("<body class=\"x\">").unwrap() + "<body class=\"x\">".len();
+    let banner_at = page.find(MARK).unwrap();
+    let p_at = page.find("<p>page</p>").unwrap();
+    assert!(body_at < banner_at && banner_at < p_at, "{page}");
+    assert!(
+        page.ends_with("<p>page</p></body></html>"),
+        "the rest is untouched"
+    );
+}
+
+#[test]
+fn downloads_stay_byte_exact() {
+    let stack = Stack::start();
+    let carl = stack.signed_in("carl");
+    let html = b"<html><body>my page \xff\xfe</body></html>".to_vec();
+    let csrf_free_upload = {
+        let body = {
+            let boundary = "XBOUNDARY";
+            let mut b = Vec::new();
+            write!(b, "--{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\npublic_html\r\n").unwrap();
+            write!(b, "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"page.html\"\r\nContent-Type: text/html\r\n\r\n").unwrap();
+            b.extend_from_slice(&html);
+            write!(b, "\r\n--{boundary}--\r\n").unwrap();
+            b
+        };
+        carl.send(
+            "POST",
+            "/files/upload",
+            &[
+                ("origin", &carl.base()),
+                ("content-type", "multipart/form-data; boundary=XBOUNDARY"),
+            ],
+            Some(body),
+        )
+        .unwrap()
+    };
+    assert!(
+        csrf_free_upload.status.is_redirection() || csrf_free_upload.status.is_success(),
+        "{}",
+        csrf_free_upload.body
+    );
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let d = ada
+        .send(
+            "GET",
+            "/files/download?path=public_html/page.html",
+            &[("accept", "text/html"), ("sec-fetch-dest", "document")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(d.status, StatusCode::OK);
+    assert!(d
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(
+        d.bytes, html,
+        "the downloaded .html is byte-exact, no banner"
+    );
+}
+
+#[test]
+fn fetches_head_requests_and_non_html_get_no_banner() {
+    let echo = Echo::start("text/html", b"<html><body>fragment</body></html>".to_vec());
+    let (_stack, ada) = impersonating_on(&echo);
+    let fetch = ada
+        .send(
+            "GET",
+            "/x",
+            &[("sec-fetch-dest", "empty"), ("accept", "text/html")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(fetch.body, "<html><body>fragment</body></html>");
+    let head = ada
+        .send("HEAD", "/x", &[("accept", "text/html")], None)
+        .unwrap();
+    assert!(head.bytes.is_empty());
+    let json = Echo::start("application/json", b"{\"a\":\"<body>\"}".to_vec());
+    let (_s2, ada2) = impersonating_on(&json);
+    assert_eq!(ada2.get("/api").unwrap().body, "{\"a\":\"<body>\"}");
+}
+
+#[test]
+fn a_gzip_compressed_page_gets_the_banner_and_stays_readable() {
+    let html = format!(
+        "<html><body>{}</body></html>",
+        "compressed content ".repeat(500)
+    );
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(html.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let echo = Echo::start_with(
+        &[("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
+        gz,
+    );
+    let (_stack, ada) = impersonating_on(&echo);
+    let r = ada
+        .send(
+            "GET",
+            "/",
+            &[
+                ("accept", "text/html"),
+                ("accept-encoding", "gzip"),
+                ("sec-fetch-dest", "document"),
+            ],
+            None,
+        )
+        .unwrap();
+    let text = match r.header("content-encoding").as_deref() {
+        Some("gzip") => {
+            let mut out = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&r.bytes[..]),
+                &mut out,
+            )
+            .unwrap();
+            out
+        }
+        None | Some("identity") => r.body.clone(),
+        Some(other) => panic!("unexpected encoding {other}"),
+    };
+    assert!(text.contains(MARK), "banner injected into a gzip page");
+    assert!(
+        text.contains(&"compressed content ".repeat(500)),
+        "content intact"
+    );
+}
+
+#[test]
+fn the_upstreams_content_security_policy_is_kept_and_not_weakened() {
+    let csp = "default-src 'self'; form-action 'self'; style-src 'self'";
+    let echo = Echo::start_with(
+        &[
+            ("Content-Type", "text/html"),
+            ("Content-Security-Policy", csp),
+        ],
+        b"<html><body>x</body></html>".to_vec(),
+    );
+    let (_stack, ada) = impersonating_on(&echo);
+    let r = ada.get("/").unwrap();
+    assert!(r.body.contains(MARK));
+    let got = r.header("content-security-policy").expect("CSP kept");
+    assert!(!got.contains("unsafe-inline"), "{got}");
+    assert!(got.starts_with("default-src 'self'"), "{got}");
+    assert!(got.contains("form-action 'self'"), "{got}");
+}
+
+#[test]
+fn a_page_without_body_still_shows_the_banner_and_a_frameset_is_untouched() {
+    let echo = Echo::start("text/html", b"<title>no body here</title><p>text".to_vec());
+    let (_stack, ada) = impersonating_on(&echo);
+    assert!(ada.get("/").unwrap().body.contains(MARK));
+    let frames = b"<html><frameset cols=\"50%,50%\"><frame src=\"/a\"></frameset></html>".to_vec();
+    let echo2 = Echo::start("text/html", frames.clone());
+    let (_s2, ada2) = impersonating_on(&echo2);
+    assert_eq!(ada2.get("/").unwrap().bytes, frames);
+}
+
+#[test]
+fn the_banner_stop_button_is_a_post_form_with_the_csrf_token() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let page = ada.get("/domains").unwrap().body;
+    assert!(
+        page.contains("action=\"/_actas/impersonate/stop\""),
+        "{page}"
+    );
+    assert!(page.contains("method=\"post\""));
+    let token = hidden(&page, "csrf_token").expect("a CSRF token in the banner");
+    let r = ada.post("/_actas/impersonate/stop", &[("csrf_token", &token)]);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/_actas/accounts/carl");
+}

@@ -1,0 +1,246 @@
+//! The ops command line, end to end: managing accounts, reading the audit log, making
+//! development material, and clear errors for bad input.
+
+use actas_e2e::*;
+
+fn no_server() -> Stack {
+    Stack::with(Options {
+        panel: false,
+        ..Options::default()
+    })
+}
+
+#[test]
+fn accounts_are_added_listed_disabled_enabled_moved_and_given_new_passwords() {
+    let stack = no_server();
+    let (ok, out, err) = stack.actas(&["accounts", "list"]);
+    assert!(ok, "{err}");
+    for user in ["ada", "rita", "rex", "carl", "cora", "dave"] {
+        assert!(out.contains(user), "{out}");
+    }
+    let (ok, out, _) = stack.actas(&["accounts", "list", "--created-by", "rita"]);
+    assert!(ok);
+    assert!(
+        out.contains("carl") && out.contains("cora") && !out.contains("dave"),
+        "{out}"
+    );
+
+    let (ok, _, err) = actas(
+        &stack.config,
+        &["accounts", "passwd", "carl"],
+        Some("a brand new password\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        stack.browser().login("carl", PASSWORD).status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        stack.browser().login("carl", "a brand new password").status,
+        StatusCode::SEE_OTHER
+    );
+
+    assert!(stack.actas(&["accounts", "disable", "cora"]).0);
+    assert_eq!(
+        stack.browser().login("cora", PASSWORD).status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(stack.actas(&["accounts", "enable", "cora"]).0);
+    assert_eq!(
+        stack.browser().login("cora", PASSWORD).status,
+        StatusCode::SEE_OTHER
+    );
+
+    assert!(stack.actas(&["accounts", "move", "dave", "--to", "rita"]).0);
+    let (_, out, _) = stack.actas(&["accounts", "list", "--created-by", "rita"]);
+    assert!(out.contains("dave"), "{out}");
+}
+
+#[test]
+fn bad_account_commands_say_what_is_wrong() {
+    let stack = no_server();
+    let cases: [(&[&str], Option<&str>, &str); 8] = [
+        (
+            &["accounts", "add", "Bad Name", "--role", "customer"],
+            Some("password123\n"),
+            "not a valid username",
+        ),
+        (
+            &["accounts", "add", "eve", "--role", "root"],
+            Some("password123\n"),
+            "not a role",
+        ),
+        (
+            &[
+                "accounts",
+                "add",
+                "eve",
+                "--role",
+                "customer",
+                "--created-by",
+                "nobody",
+            ],
+            Some("password123\n"),
+            "no such account",
+        ),
+        (
+            &["accounts", "add", "ada", "--role", "admin"],
+            Some("password123\n"),
+            "already exists",
+        ),
+        (
+            &["accounts", "add", "eve", "--role", "customer"],
+            Some("short\n"),
+            "at least 8 characters",
+        ),
+        (
+            &["accounts", "add", "eve", "--role", "customer"],
+            Some(""),
+            "no password",
+        ),
+        (&["accounts", "disable", "nobody"], None, "no account named"),
+        (
+            &["accounts", "move", "carl", "--to", "nobody"],
+            None,
+            "no such account",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let (ok, _, err) = actas(&stack.config, args, stdin);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (_, out, _) = stack.actas(&["accounts", "list"]);
+    assert!(!out.contains("eve"), "nothing half-added: {out}");
+}
+
+#[test]
+fn audit_tail_prints_the_newest_records_as_json_lines() {
+    let stack = Stack::start();
+    let b = stack.signed_in("carl");
+    for i in 0..5 {
+        b.get(&format!("/?tail={i}")).unwrap();
+    }
+    stack.wait_audit("last", |r| r["path"] == "/?tail=4");
+    let (ok, out, err) = stack.actas(&["audit", "tail", "-n", "3"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["path"], "/?tail=4", "oldest first, newest last");
+    assert!(
+        lines[0]["ts"].as_str().unwrap().contains('T'),
+        "RFC 3339 time"
+    );
+}
+
+#[test]
+fn audit_export_filters_and_refuses_bad_filters() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "export test", false);
+    ada.get("/domains").unwrap();
+    ada.stop();
+    let start = stack.wait_audit("start", |r| r["kind"] == "impersonation.start");
+    let imp = start["impersonation_id"].as_str().unwrap();
+    stack.wait_audit("stop", |r| r["kind"] == "impersonation.stop");
+    let (ok, out, _) = stack.actas(&[
+        "audit",
+        "export",
+        "--impersonation",
+        imp,
+        "--format",
+        "jsonl",
+    ]);
+    assert!(ok);
+    let kinds: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("impersonation.start")
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("impersonation.stop"));
+    assert!(kinds.iter().any(|k| k == "request"));
+    let (ok, out, _) = stack.actas(&[
+        "audit",
+        "export",
+        "--subject",
+        "carl",
+        "--kind",
+        "impersonation.stop",
+    ]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 1);
+    for (args, expected) in [
+        (vec!["audit", "export", "--since", "yesterday"], "RFC 3339"),
+        (
+            vec!["audit", "export", "--kind", "nonsense"],
+            "not a record kind",
+        ),
+        (vec!["audit", "export", "--format", "csv"], "only jsonl"),
+    ] {
+        let (ok, _, err) = stack.actas(&args);
+        assert!(!ok);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let (ok, out, _) = stack.actas(&["audit", "export", "--since", "2999-01-01T00:00:00Z"]);
+    assert!(ok && out.is_empty());
+}
+
+#[test]
+fn certs_dev_writes_a_ca_a_server_certificate_and_a_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("certs");
+    let (ok, out, err) = actas(
+        &dir.path().join("none.toml"),
+        &[
+            "certs",
+            "dev",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--name",
+            "panel.example",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("signing.pub"), "{out}");
+    for f in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "signing.key",
+        "signing.pub",
+    ] {
+        assert!(out_dir.join(f).exists(), "{f}");
+    }
+    assert!(std::fs::read_to_string(out_dir.join("signing.pub"))
+        .unwrap()
+        .contains("BEGIN PUBLIC KEY"));
+}
+
+#[test]
+fn a_broken_policy_stops_check_and_serve_with_its_location() {
+    let stack = no_server();
+    std::fs::write(
+        stack.policies.join("oops.cedar"),
+        "permit (principal, action, resource)\nwhen { principal.role == };\n",
+    )
+    .unwrap();
+    let (ok, _, err) = stack.actas(&["check"]);
+    assert!(!ok);
+    assert!(err.contains("oops.cedar:2:"), "{err}");
+    let (ok, _, err) = actas(&stack.config, &["serve"], None);
+    assert!(!ok, "serve refuses to start");
+    assert!(err.contains("oops.cedar:2:"), "{err}");
+}
