@@ -1,0 +1,43 @@
+//! Scenario 3: a no-op Pingora passthrough with the same Pingora version and settings as
+//! actas (one service, plain-HTTP listener, the given worker threads), forwarding every
+//! request to the upstream unchanged.
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use pingora::server::RunArgs;
+
+struct Noop {
+    upstream: std::net::SocketAddr,
+}
+
+#[async_trait]
+impl ProxyHttp for Noop {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:18091".into());
+    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
+    let threads: usize = args.next().unwrap_or_else(|| "1".into()).parse()?;
+    let dir = std::env::temp_dir();
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: dir.join(format!("bench-noop-{}.sock", std::process::id())).display().to_string(),
+        pid_file: dir.join(format!("bench-noop-{}.pid", std::process::id())).display().to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, Noop { upstream });
+    svc.add_tcp(&listen);
+    server.add_service(svc);
+    server.run(RunArgs::default());
+    Ok(())
+}
