@@ -79,9 +79,16 @@ pub struct Claims<'a> {
 /// second instead of one per request. An entry is reused only for the same `iat`, subject
 /// and impersonation, so a reused assertion is exactly the one a fresh signing would give.
 pub struct AssertionCache {
-    entries: std::sync::Mutex<
-        std::collections::HashMap<String, (i64, String, String, std::sync::Arc<str>)>,
-    >,
+    /// Keyed by session id.
+    entries: std::sync::Mutex<std::collections::HashMap<String, Signed>>,
+}
+
+/// One cached assertion and what it was signed for.
+struct Signed {
+    iat: i64,
+    sub: String,
+    imp: String,
+    token: std::sync::Arc<str>,
 }
 
 impl Default for AssertionCache {
@@ -97,9 +104,9 @@ impl AssertionCache {
     pub fn get(&self, signer: &Signer25519, claims: &Claims<'_>) -> std::sync::Arc<str> {
         let imp = claims.imp.unwrap_or("");
         if let Ok(entries) = self.entries.lock() {
-            if let Some((iat, sub, i, token)) = entries.get(claims.sid) {
-                if *iat == claims.iat && sub == claims.sub && i == imp {
-                    return token.clone();
+            if let Some(e) = entries.get(claims.sid) {
+                if e.iat == claims.iat && e.sub == claims.sub && e.imp == imp {
+                    return e.token.clone();
                 }
             }
         }
@@ -107,16 +114,16 @@ impl AssertionCache {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= 100_000 {
                 let now = claims.iat;
-                entries.retain(|_, (iat, ..)| *iat == now);
+                entries.retain(|_, e| e.iat == now);
             }
             entries.insert(
                 claims.sid.to_owned(),
-                (
-                    claims.iat,
-                    claims.sub.to_owned(),
-                    imp.to_owned(),
-                    token.clone(),
-                ),
+                Signed {
+                    iat: claims.iat,
+                    sub: claims.sub.to_owned(),
+                    imp: imp.to_owned(),
+                    token: token.clone(),
+                },
             );
         }
         token

@@ -38,9 +38,17 @@ async fn count(url: &str, instance: &str) -> anyhow::Result<i64> {
 
 /// Pushes `n` records as fast as the queue takes them; returns records/s end to end.
 fn audit(url: &str, instance: &str, n: u64, capacity: usize) -> anyhow::Result<serde_json::Value> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     rt.block_on(async { Store::open(url, 1).await.map(|_| ()) })?;
-    let writer = WriterHandle::start(WriterSettings { url: url.into(), instance: instance.into(), capacity, batch_max: 2048 })?;
+    let writer = WriterHandle::start(WriterSettings {
+        url: url.into(),
+        instance: instance.into(),
+        capacity,
+        batch_max: 2048,
+    })?;
     let log = writer.log();
     let start = Instant::now();
     let (max_depth, produced) = rt.block_on(async move {
@@ -80,15 +88,24 @@ fn argon2() -> anyhow::Result<serde_json::Value> {
         actas_proxy::directory::hash_password("correct horse battery")?;
     }
     let hash_ms = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let start = Instant::now();
     rt.block_on(async {
         for _ in 0..rounds {
-            actas_proxy::directory::verify_password(Some(hash.clone()), "correct horse battery".into()).await;
+            actas_proxy::directory::verify_password(
+                Some(hash.clone()),
+                "correct horse battery".into(),
+            )
+            .await;
         }
     });
     let verify_ms = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
-    Ok(serde_json::json!({"hash_ms": hash_ms, "verify_ms": verify_ms, "params": "argon2id m=19456 KiB, t=2, p=1 (argon2 crate defaults)"}))
+    Ok(
+        serde_json::json!({"hash_ms": hash_ms, "verify_ms": verify_ms, "params": "argon2id m=19456 KiB, t=2, p=1 (argon2 crate defaults)"}),
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,13 +113,18 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("actas-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let sqlite = format!("sqlite://{}", dir.join("audit.db").display());
-    let pg_base = std::env::var("ACTAS_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pg_base = std::env::var("ACTAS_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let pg_schema = |tag: &str| -> anyhow::Result<String> {
         let schema = format!("bench_{tag}_{}", std::process::id());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             let mut c = sqlx::PgConnection::connect(&pg_base).await?;
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await?;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut c)
+                .await?;
             anyhow::Ok(())
         })?;
         Ok(format!("{pg_base}?options=-c%20search_path%3D{schema}"))
@@ -114,7 +136,9 @@ fn main() -> anyhow::Result<()> {
             // A store slower than the load: every row costs 0.2 ms in a trigger, and the
             // queue holds only 1024 records. The producer is held back, nothing is lost.
             let url = pg_schema("slow")?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let store = Store::open(&url, 1).await?;
                 sqlx::query("CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.0002); RETURN NEW; END $$ LANGUAGE plpgsql")
@@ -129,7 +153,9 @@ fn main() -> anyhow::Result<()> {
             audit(&url, "bench", 10_000, 1024)?
         }
         "argon2" => argon2()?,
-        other => anyhow::bail!("usage: bench-inproc audit-sqlite|audit-postgres|audit-slow|argon2 (got `{other}`)"),
+        other => anyhow::bail!(
+            "usage: bench-inproc audit-sqlite|audit-postgres|audit-slow|argon2 (got `{other}`)"
+        ),
     };
     println!("{out}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -22,15 +22,24 @@ impl ProxyHttp for Noop {
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:18091".into());
-    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
+    let upstream = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:18080".into())
+        .parse()?;
     let threads: usize = args.next().unwrap_or_else(|| "1".into()).parse()?;
     let dir = std::env::temp_dir();
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: dir.join(format!("bench-noop-{}.sock", std::process::id())).display().to_string(),
-        pid_file: dir.join(format!("bench-noop-{}.pid", std::process::id())).display().to_string(),
+        upgrade_sock: dir
+            .join(format!("bench-noop-{}.sock", std::process::id()))
+            .display()
+            .to_string(),
+        pid_file: dir
+            .join(format!("bench-noop-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);

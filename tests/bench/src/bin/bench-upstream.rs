@@ -12,7 +12,9 @@ use hyper::{Request, Response};
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 fn page() -> Bytes {
-    let mut s = String::from("<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body>\n");
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body>\n",
+    );
     while s.len() < 20 * 1024 - 20 {
         s.push_str("<p>The quick brown fox jumps over the lazy dog, again and again.</p>\n");
     }
@@ -21,7 +23,9 @@ fn page() -> Bytes {
 }
 
 fn json() -> Bytes {
-    let items: Vec<String> = (0..40).map(|i| format!("{{\"id\":{i},\"name\":\"item-{i:04}\",\"ok\":true}}")).collect();
+    let items: Vec<String> = (0..40)
+        .map(|i| format!("{{\"id\":{i},\"name\":\"item-{i:04}\",\"ok\":true}}"))
+        .collect();
     let mut s = format!("{{\"items\":[{}]}}", items.join(","));
     while s.len() < 2048 {
         s.insert(s.len() - 1, ' ');
@@ -29,15 +33,29 @@ fn json() -> Bytes {
     Bytes::from(s)
 }
 
-async fn serve(req: Request<hyper::body::Incoming>, page: Bytes, json: Bytes) -> Result<Response<Body>, Infallible> {
-    let full = |ct: &str, b: Bytes| Response::builder().header("content-type", ct).body(Full::new(b).boxed()).unwrap_or_default();
+async fn serve(
+    req: Request<hyper::body::Incoming>,
+    page: Bytes,
+    json: Bytes,
+) -> Result<Response<Body>, Infallible> {
+    let full = |ct: &str, b: Bytes| {
+        Response::builder()
+            .header("content-type", ct)
+            .body(Full::new(b).boxed())
+            .unwrap_or_default()
+    };
     Ok(match req.uri().path() {
         "/page.html" => full("text/html; charset=utf-8", page),
         "/data.json" => full("application/json", json),
-        "/auth" => Response::builder().status(204).body(Full::new(Bytes::new()).boxed()).unwrap_or_default(),
+        "/auth" => Response::builder()
+            .status(204)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_default(),
         "/big.html" => {
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let head = Bytes::from_static(b"<!doctype html><html><head><title>big</title></head><body><pre>");
+            let head = Bytes::from_static(
+                b"<!doctype html><html><head><title>big</title></head><body><pre>",
+            );
             let n = 100 * 1024 * 1024 / chunk.len();
             let frames = std::iter::once(head)
                 .chain(std::iter::repeat_n(chunk, n))
@@ -49,11 +67,16 @@ async fn serve(req: Request<hyper::body::Incoming>, page: Bytes, json: Bytes) ->
                 .body(stream.boxed())
                 .unwrap_or_default()
         }
-        _ => Response::builder().status(404).body(Full::new(Bytes::new()).boxed()).unwrap_or_default(),
+        _ => Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_default(),
     })
 }
 
-fn futures_stream<I: Iterator<Item = Result<Frame<Bytes>, Infallible>> + Send + Sync + Unpin + 'static>(
+fn futures_stream<
+    I: Iterator<Item = Result<Frame<Bytes>, Infallible>> + Send + Sync + Unpin + 'static,
+>(
     it: I,
 ) -> impl hyper::body::Body<Data = Bytes, Error = Infallible> + Send + Sync + 'static {
     struct Iter<I>(I);
@@ -71,8 +94,13 @@ fn futures_stream<I: Iterator<Item = Result<Frame<Bytes>, Infallible>> + Send + 
 }
 
 fn main() -> anyhow::Result<()> {
-    let addr: SocketAddr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let addr: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18080".into())
+        .parse()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let (page, json) = (page(), json());
@@ -80,7 +108,8 @@ fn main() -> anyhow::Result<()> {
             let (stream, _) = listener.accept().await?;
             let (page, json) = (page.clone(), json.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| serve(req, page.clone(), json.clone()));
+                let svc =
+                    hyper::service::service_fn(move |req| serve(req, page.clone(), json.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
