@@ -427,6 +427,15 @@ impl ProxyHttp for Actas {
         match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, accept, &origin) {
             Ok(injector) => {
                 sync_headers(response, &headers)?;
+                // Without Content-Length an HTTP/1.1 body would be ended by closing the
+                // connection: chunk it instead so the browser keeps the connection.
+                if !response
+                    .headers
+                    .contains_key(http::header::TRANSFER_ENCODING)
+                {
+                    response.set_version(http::Version::HTTP_11);
+                    response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+                }
                 ctx.banner = Some(injector);
             }
             Err(e) => tracing::warn!(error = %e, "banner not injected"),

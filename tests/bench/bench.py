@@ -82,9 +82,11 @@ def children(pid):
 
 
 def to_ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", v)
+    if not m:
+        raise ValueError(f"unreadable wrk latency {v!r}")
     n, u = float(m.group(1)), m.group(2)
-    return n / 1000 if u == "us" else n if u == "ms" else n * 1000
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[u]
 
 
 def wrk(url, headers, pids):
@@ -94,6 +96,8 @@ def wrk(url, headers, pids):
     before = cpu_ticks(pids)
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=DURATION + 30).stdout
     used = (cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
+    if not re.search(r"50%\s+\S+", out) or not re.search(r"(\d+) requests in", out):
+        raise SystemExit(f"wrk against {url} gave no figures:\n{out}")
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -218,8 +222,11 @@ def big_page(port, cookie, pids):
     base_hwm = status_kb(pids, "VmHWM")
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     t = time.time()
-    c.request("GET", "/big.html", headers={"Cookie": cookie, "Accept": "text/html", "Sec-Fetch-Dest": "document"})
+    c.request("GET", "/big.html", headers={"Cookie": cookie.removeprefix("Cookie: "), "Accept": "text/html",
+                                           "Sec-Fetch-Dest": "document"})
     r = c.getresponse()
+    if r.status != 200:
+        raise SystemExit(f"the 100 MB page through port {port} answered {r.status}")
     n, banner = 0, False
     while True:
         chunk = r.read(1 << 20)

@@ -79,6 +79,25 @@ fn the_banner_sits_right_after_body_opens() {
 }
 
 #[test]
+fn a_page_with_the_banner_is_chunked_and_keeps_the_connection_open() {
+    let echo = Echo::start(
+        "text/html; charset=utf-8",
+        b"<!doctype html><html><body><p>page</p></body></html>".to_vec(),
+    );
+    let (_stack, ada) = impersonating_on(&echo);
+    let page = ada.get("/").unwrap();
+    assert!(page.body.contains(MARK));
+    assert_eq!(
+        page.header("transfer-encoding").as_deref(),
+        Some("chunked"),
+        "a re-framed body must not be ended by closing the connection: {:?}",
+        page.headers
+    );
+    assert!(page.header("content-length").is_none());
+    assert_ne!(page.header("connection").as_deref(), Some("close"));
+}
+
+#[test]
 fn downloads_stay_byte_exact() {
     let stack = Stack::start();
     let carl = stack.signed_in("carl");

@@ -112,7 +112,8 @@ impl Event {
     /// A new event of `kind`, stamped now, with a fresh id.
     pub fn new(kind: Kind) -> Event {
         Event {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUIDv7): the id index grows at its end instead of at random pages.
+            id: uuid::Uuid::now_v7().to_string(),
             ts: crate::store::now_ms(),
             kind: kind.as_str(),
             ..Event::default()

@@ -151,21 +151,27 @@ impl Stage {
                 self.shared.injected.store(false, Ordering::SeqCst);
             }
         }
-        match self.rewriter.as_mut() {
-            None => self.shared.push(buf),
-            Some(r) => {
-                if let Err(e) = r.write(buf) {
-                    // Past its memory cap lol_html has flushed its input untouched: go on
-                    // copying. Any other failure would lose bytes, so it is an error.
-                    self.rewriter = None;
-                    if !matches!(e, lol_html::errors::RewritingError::MemoryLimitExceeded(_)) {
-                        return Err(std::io::Error::other(e.to_string()));
-                    }
-                } else if self.shared.injected.load(Ordering::SeqCst) {
-                    // The banner is in: flush the rewriter and copy the rest as is.
-                    if let Some(r) = self.rewriter.take() {
-                        r.end().map_err(|e| std::io::Error::other(e.to_string()))?;
-                    }
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let Some(r) = self.rewriter.as_mut() else {
+                self.shared.push(rest);
+                break;
+            };
+            // lol_html reads the document a slice at a time, so that once the banner is in,
+            // the rest of a large chunk is copied without being parsed.
+            let (now, later) = rest.split_at(rest.len().min(PARSE_SLICE));
+            rest = later;
+            if let Err(e) = r.write(now) {
+                // Past its memory cap lol_html has flushed its input untouched: go on
+                // copying. Any other failure would lose bytes, so it is an error.
+                self.rewriter = None;
+                if !matches!(e, lol_html::errors::RewritingError::MemoryLimitExceeded(_)) {
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+            } else if self.shared.injected.load(Ordering::SeqCst) {
+                // The banner is in: flush the rewriter and copy the rest as is.
+                if let Some(r) = self.rewriter.take() {
+                    r.end().map_err(|e| std::io::Error::other(e.to_string()))?;
                 }
             }
         }
@@ -276,6 +282,9 @@ pub struct Injector {
     pipeline: Mutex<Pipeline>,
     shared: Arc<Shared>,
 }
+
+/// How much of the document lol_html parses at a time (see [`Stage::write_html`]).
+const PARSE_SLICE: usize = 2 * 1024;
 
 /// lol_html keeps at most this much of an unfinished token; past it the rest passes through.
 const REWRITER_MEMORY: usize = 1 << 20;

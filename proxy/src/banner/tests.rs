@@ -361,6 +361,31 @@ fn a_large_page_streams_with_bounded_output_per_chunk() {
 }
 
 #[test]
+fn one_large_chunk_is_rewritten_whole_wherever_its_body_opens() {
+    // The rewriter reads a chunk in slices and copies what follows the banner: the output
+    // must be the same whether <body> opens in the first slice, a later one, or straddles two.
+    for at in [0, 100, 2047, 2045, 5000, 9000] {
+        let mut doc = b"<html><head><title>t</title></head>".to_vec();
+        doc.extend(std::iter::repeat_n(b' ', at));
+        doc.extend_from_slice(b"<body class=x>");
+        doc.extend(std::iter::repeat_n(b"<p>para</p><body>".as_slice(), 2000).flatten());
+        doc.extend_from_slice(b"</body></html>");
+        let mut inj = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+        let mut out = inj.write(&doc).unwrap().to_vec();
+        out.extend_from_slice(&inj.finish().unwrap());
+        let open = doc
+            .windows(14)
+            .position(|w| w == b"<body class=x>")
+            .unwrap()
+            + 14;
+        let mut want = doc[..open].to_vec();
+        want.extend_from_slice(banner().as_bytes());
+        want.extend_from_slice(&doc[open..]);
+        assert_eq!(out, want, "<body> at {at}");
+    }
+}
+
+#[test]
 fn a_huge_unfinished_tag_before_body_passes_through_untouched() {
     let mut doc = b"<html><head><meta content=\"".to_vec();
     doc.extend(std::iter::repeat_n(b'a', 3 << 20));

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::audit::Record;
 
 const COLUMNS: [&str; 22] = [
@@ -31,11 +31,13 @@ const COLUMNS: [&str; 22] = [
     "hash",
 ];
 
-/// Rows per INSERT statement. SQLite looks parameter names up linearly, so a statement's
-/// binding cost grows with the square of its parameter count: a few hundred parameters per
-/// statement is the sweet spot (measured: 500 rows × 22 columns spent half the proxy's CPU
-/// in `sqlite3_bind_parameter_name`).
-const ROWS_PER_STATEMENT: usize = 24;
+/// Rows per INSERT statement (1,408 parameters: well under both backends' limits).
+///
+/// On SQLite the placeholders are anonymous `?`: sqlx looks every parameter's name up, and
+/// SQLite finds a *named* parameter (`$N`) by a linear scan, which made binding quadratic
+/// in the statement's size (measured: 29% of the audit writer's CPU in
+/// `sqlite3_bind_parameter_name` at 24 rows per statement).
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Which records to read.
 #[derive(Clone, Debug, Default)]
@@ -83,25 +85,34 @@ fn record(row: &AnyRow) -> Result<Record, StoreError> {
     })
 }
 
+/// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, with the backend's placeholders.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO audit ({}) VALUES ", COLUMNS.join(", "));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for c in 0..COLUMNS.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${}", row * COLUMNS.len() + c + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Store {
     /// Writes `records` in one transaction: all or none.
     pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = format!("INSERT INTO audit ({}) VALUES ", COLUMNS.join(", "));
-            for (i, _) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for c in 0..COLUMNS.len() {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", i * COLUMNS.len() + c + 1));
-                }
-                sql.push(')');
-            }
+            let sql = insert_sql(self.backend(), chunk.len());
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -213,5 +224,21 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(record).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_inserts_use_anonymous_placeholders_and_postgres_numbered_ones() {
+        let sqlite = insert_sql(Backend::Sqlite, 2);
+        assert!(!sqlite.contains('$'), "{sqlite}");
+        assert_eq!(sqlite.matches('?').count(), 2 * COLUMNS.len());
+        let pg = insert_sql(Backend::Postgres, 2);
+        assert!(!pg.contains('?'), "{pg}");
+        assert!(pg.contains("$1, $2") && pg.contains(&format!("${}", 2 * COLUMNS.len())));
+        assert!(!pg.contains(&format!("${}", 2 * COLUMNS.len() + 1)));
     }
 }

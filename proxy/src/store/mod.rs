@@ -115,6 +115,11 @@ impl Store {
                             .await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        if durability == Durability::Machine {
+                            // The audit writer's one connection keeps the indexes it appends
+                            // to in memory instead of re-reading them for every batch.
+                            conn.execute("PRAGMA cache_size = -32768").await?;
+                        }
                     }
                     Ok(())
                 })
