@@ -208,6 +208,10 @@ struct Writer {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// How long the writer lets records gather before writing a batch that nobody waits for.
+/// While it sleeps, queueing a record wakes no thread.
+const LINGER: Duration = Duration::from_millis(5);
+
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut pending: Vec<(Event, Option<Ack>)> = Vec::new();
@@ -222,6 +226,12 @@ impl Writer {
                 match rx.recv().await {
                     Some(job) => closing |= self.take(job, &mut pending, &mut flushes),
                     None => break,
+                }
+                // Let a batch gather instead of committing (and being woken) for every
+                // request; a record that a request is waiting for is written at once.
+                let someone_waits = pending.iter().any(|(_, ack)| ack.is_some());
+                if !someone_waits && !closing && flushes.is_empty() {
+                    tokio::time::sleep(LINGER).await;
                 }
             }
             while pending.len() < self.batch_max && !closing {

@@ -10,10 +10,12 @@ mod cases;
 mod load;
 mod watch;
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
@@ -24,7 +26,7 @@ pub use cases::{run_tests, TestReport};
 pub use watch::{watch, WatchGuard};
 
 /// The facts about one account that policies see.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AccountFacts {
     /// Username.
     pub username: String,
@@ -103,6 +105,63 @@ pub struct PolicySet {
     request: EntityUid,
     account_type: EntityTypeName,
     files: usize,
+    /// Decisions this set has made, by a hash of every fact they were made from. Cedar is
+    /// a pure function of those facts, and a reload brings a new set with an empty cache,
+    /// so a cached decision is always the one a fresh evaluation would give.
+    decisions: Mutex<HashMap<u64, (Asked, Decision)>>,
+    hasher: RandomState,
+}
+
+/// Decisions kept per set before the cache starts over.
+const CACHED_DECISIONS_MAX: usize = 4096;
+
+/// Everything a cached decision was made from. An impersonation question leaves the
+/// request fields empty; `action` keeps the two kinds apart.
+#[derive(Hash)]
+struct Question<'a> {
+    action: &'static str,
+    actor: &'a AccountFacts,
+    subject: &'a AccountFacts,
+    impersonating: bool,
+    method: &'a str,
+    path: &'a str,
+    mail_consent: bool,
+}
+
+/// A [`Question`] kept with its answer, to rule out hash collisions.
+#[derive(PartialEq, Eq)]
+struct Asked {
+    action: &'static str,
+    actor: AccountFacts,
+    subject: AccountFacts,
+    impersonating: bool,
+    method: String,
+    path: String,
+    mail_consent: bool,
+}
+
+impl Asked {
+    fn of(q: &Question<'_>) -> Asked {
+        Asked {
+            action: q.action,
+            actor: q.actor.clone(),
+            subject: q.subject.clone(),
+            impersonating: q.impersonating,
+            method: q.method.to_owned(),
+            path: q.path.to_owned(),
+            mail_consent: q.mail_consent,
+        }
+    }
+
+    fn is(&self, q: &Question<'_>) -> bool {
+        self.action == q.action
+            && self.actor == *q.actor
+            && self.subject == *q.subject
+            && self.impersonating == q.impersonating
+            && self.method == q.method
+            && self.path == q.path
+            && self.mail_consent == q.mail_consent
+    }
 }
 
 fn account_uid(ty: &EntityTypeName, username: &str) -> EntityUid {
@@ -146,6 +205,8 @@ impl PolicySet {
                 .map_err(|e| PolicyError::Invalid(vec![format!("internal: entity type: {e}")]))?,
             policies: loaded.policies,
             files: loaded.files,
+            decisions: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
         })
     }
 
@@ -216,8 +277,29 @@ impl PolicySet {
         }
     }
 
-    /// May `actor` start impersonating `target`?
+    /// May `actor` start (or go on) impersonating `target`? Asked on every impersonated
+    /// request, so answered from this set's cache when possible.
     pub fn can_impersonate(
+        &self,
+        actor: &AccountFacts,
+        target: &AccountFacts,
+        already_impersonating: bool,
+    ) -> Decision {
+        let q = Question {
+            action: "impersonate",
+            actor,
+            subject: target,
+            impersonating: already_impersonating,
+            method: "",
+            path: "",
+            mail_consent: false,
+        };
+        self.cached(&q, || {
+            self.evaluate_impersonation(actor, target, already_impersonating)
+        })
+    }
+
+    fn evaluate_impersonation(
         &self,
         actor: &AccountFacts,
         target: &AccountFacts,
@@ -234,8 +316,45 @@ impl PolicySet {
         )
     }
 
-    /// May this request be made?
+    /// The cached answer to `q`, or `evaluate`'s, which is then cached (unless it carries
+    /// evaluation errors: those are reported every time).
+    fn cached(&self, q: &Question<'_>, evaluate: impl FnOnce() -> Decision) -> Decision {
+        let key = self.hasher.hash_one(q);
+        if let Ok(cache) = self.decisions.lock() {
+            if let Some((asked, decision)) = cache.get(&key) {
+                if asked.is(q) {
+                    return decision.clone();
+                }
+            }
+        }
+        let decision = evaluate();
+        if decision.errors.is_empty() {
+            if let Ok(mut cache) = self.decisions.lock() {
+                if cache.len() >= CACHED_DECISIONS_MAX {
+                    cache.clear();
+                }
+                cache.insert(key, (Asked::of(q), decision.clone()));
+            }
+        }
+        decision
+    }
+
+    /// May this request be made? Answered from this set's cache when the same facts were
+    /// decided before.
     pub fn check_request(&self, f: &RequestFacts<'_>) -> Decision {
+        let q = Question {
+            action: "request",
+            actor: f.actor,
+            subject: f.subject,
+            impersonating: f.impersonating,
+            method: f.method,
+            path: f.path,
+            mail_consent: f.mail_consent,
+        };
+        self.cached(&q, || self.evaluate_request(f))
+    }
+
+    fn evaluate_request(&self, f: &RequestFacts<'_>) -> Decision {
         self.decide(
             f.actor,
             &self.request,
@@ -508,6 +627,59 @@ mod tests {
         let d = store.current().can_impersonate(&rita, &carl, false);
         assert!(!d.allowed);
         assert_eq!(d.policy_ids, vec!["no-resellers"]);
+    }
+
+    #[test]
+    fn cached_request_decisions_never_answer_for_different_facts() {
+        let set = PolicySet::load(&shipped()).unwrap();
+        let ada = acct("ada", "admin", None);
+        let carl = acct("carl", "customer", Some("rita"));
+        let facts = |path: &'static str, consent: bool| RequestFacts {
+            actor: &ada,
+            subject: &carl,
+            impersonating: true,
+            method: "GET",
+            path,
+            mail_consent: consent,
+        };
+        let message = "/mail/inbox/messages/1";
+        for _ in 0..3 {
+            assert!(!set.check_request(&facts(message, false)).allowed);
+            assert!(set.check_request(&facts(message, true)).allowed);
+            assert!(set.check_request(&facts("/mail/inbox", false)).allowed);
+            let mut disabled = carl.clone();
+            disabled.status = "disabled".into();
+            let d = set.check_request(&RequestFacts {
+                subject: &disabled,
+                ..facts("/mail/inbox", false)
+            });
+            assert_eq!(
+                d,
+                set.evaluate_request(&RequestFacts {
+                    subject: &disabled,
+                    ..facts("/mail/inbox", false)
+                })
+            );
+        }
+        for i in 0..(CACHED_DECISIONS_MAX + 10) {
+            let path = format!("/files/{i}");
+            let f = RequestFacts {
+                path: &path,
+                ..facts("", false)
+            };
+            assert_eq!(set.check_request(&f), set.evaluate_request(&f));
+        }
+        assert!(set.decisions.lock().unwrap().len() <= CACHED_DECISIONS_MAX);
+        // An impersonation question never gets a request's answer, nor the other way round.
+        let rita = acct("rita", "reseller", Some("ada"));
+        for _ in 0..2 {
+            assert!(set.can_impersonate(&rita, &carl, false).allowed);
+            assert!(!set.can_impersonate(&rita, &carl, true).allowed);
+            assert!(
+                !set.can_impersonate(&rita, &acct("dave", "customer", Some("rex")), false)
+                    .allowed
+            );
+        }
     }
 
     #[test]

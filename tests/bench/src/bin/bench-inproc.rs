@@ -108,6 +108,51 @@ fn argon2() -> anyhow::Result<serde_json::Value> {
     )
 }
 
+/// The banner's own cost per 20 KB page: headers prepared, the banner rendered, the body
+/// streamed through the injector in one chunk.
+fn banner() -> serde_json::Value {
+    use actas_proxy::banner::{prepare, should_inject, BannerInfo};
+    let mut page = String::from("<!doctype html><html><head><title>t</title></head><body>\n");
+    while page.len() < 20 * 1024 {
+        page.push_str("<p>The quick brown fox jumps over the lazy dog, again and again.</p>\n");
+    }
+    page.push_str("</body></html>\n");
+    let info = BannerInfo {
+        actor: "ada".into(),
+        actor_role: "admin".into(),
+        subject: "carl".into(),
+        subject_role: "customer".into(),
+        started_at: 1_800_000_000,
+        expires_at: 1_800_003_600,
+        now: 1_800_000_060,
+        csrf_token: "t0k3n".into(),
+    };
+    let mut req = http::HeaderMap::new();
+    req.insert("sec-fetch-dest", http::HeaderValue::from_static("document"));
+    let rounds = 20_000u32;
+    let start = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..rounds {
+        let mut resp = http::HeaderMap::new();
+        resp.insert(
+            "content-type",
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp.insert("content-length", http::HeaderValue::from(page.len()));
+        assert!(should_inject(
+            &http::Method::GET,
+            &req,
+            http::StatusCode::OK,
+            &resp
+        ));
+        let mut inj = prepare(&info, &mut resp, None, "https://panel.example").expect("prepare");
+        bytes += inj.write(page.as_bytes()).expect("write").len();
+        bytes += inj.finish().expect("finish").len();
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    serde_json::json!({"micros_per_page": micros, "page_bytes": page.len(), "out_bytes": bytes / rounds as usize})
+}
+
 fn main() -> anyhow::Result<()> {
     let what = std::env::args().nth(1).unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("actas-bench-{}", std::process::id()));
@@ -153,8 +198,9 @@ fn main() -> anyhow::Result<()> {
             audit(&url, "bench", 10_000, 1024)?
         }
         "argon2" => argon2()?,
+        "banner" => banner(),
         other => anyhow::bail!(
-            "usage: bench-inproc audit-sqlite|audit-postgres|audit-slow|argon2 (got `{other}`)"
+            "usage: bench-inproc audit-sqlite|audit-postgres|audit-slow|argon2|banner (got `{other}`)"
         ),
     };
     println!("{out}");
