@@ -882,10 +882,45 @@ pub fn postgres_schema(tag: &str) -> String {
         let mut c = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
             panic!("PostgreSQL is required for the scale-out tests and is not reachable at {base}: {e}")
         });
+        // Schemas of earlier runs: these tests' own (ns stamps) and the store tests' (ms).
+        sweep_old_schemas(&mut c, "e2e_", 1_000_000_000).await;
+        sweep_old_schemas(&mut c, "t_", 1_000).await;
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await.expect("create schema");
     });
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Drops the test schemas named `{prefix}…_{time}` that are over an hour old: earlier runs
+/// leave theirs behind, and the shared database should not grow without end. `per_second`
+/// is the unit of the name's trailing time stamp.
+pub async fn sweep_old_schemas(c: &mut sqlx::PgConnection, prefix: &str, per_second: u128) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let pattern = format!("{}%", prefix.replace('_', "\\_"));
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE $1",
+    )
+    .bind(pattern)
+    .fetch_all(&mut *c)
+    .await
+    .unwrap_or_default();
+    for (name,) in names {
+        let stamp = name.rsplit('_').next().and_then(|t| t.parse::<u128>().ok());
+        let Some(stamp) = stamp else { continue };
+        let age_seconds = (now / 1_000_000_000).saturating_sub(stamp / per_second);
+        if age_seconds > 3600
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut *c)
+                .await;
+        }
+    }
 }
 
 impl Stack {

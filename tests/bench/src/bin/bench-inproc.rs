@@ -203,6 +203,23 @@ fn main() -> anyhow::Result<()> {
             "usage: bench-inproc audit-sqlite|audit-postgres|audit-slow|argon2|banner (got `{other}`)"
         ),
     };
+    // Leave nothing behind: the SQLite files and the PostgreSQL schemas of this run.
+    let _ = std::fs::remove_dir_all(&dir);
+    if what.starts_with("audit-") && what != "audit-sqlite" {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&pg_base).await?;
+            for tag in ["fast", "slow"] {
+                let schema = format!("bench_{tag}_{}", std::process::id());
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut c)
+                    .await?;
+            }
+            anyhow::Ok(())
+        })?;
+    }
     println!("{out}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
