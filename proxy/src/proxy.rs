@@ -506,6 +506,9 @@ impl ProxyHttp for Actas {
             ctx.decision = "upstream-error";
         }
         if code > 0 && session.response_written().is_none() {
+            // The connection is not reused after a failure (below): say so in the response,
+            // or the browser would send its next request down a connection being closed.
+            session.set_keepalive(None);
             let (title, detail) = match code {
                 502 => ("The panel is not answering", "The hosting panel behind this sign-in service did not answer. Your session is fine: try again in a moment. If this persists, the panel service needs attention."),
                 400 => ("Bad request", "The request could not be understood."),

@@ -440,6 +440,11 @@ fn a_dead_panel_gets_a_clear_502_while_the_console_keeps_working() {
     let r = b.get("/").unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert!(r.body.contains("The panel is not answering"), "{}", r.body);
+    assert_eq!(
+        r.header("connection").as_deref(),
+        Some("close"),
+        "the proxy closes the connection after a failure, so it must announce it"
+    );
     assert_eq!(b.get("/_actas/healthz").unwrap().status, StatusCode::OK);
     assert_eq!(
         b.get("/_actas/access-history").unwrap().status,
