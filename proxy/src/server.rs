@@ -106,6 +106,24 @@ pub async fn reload_policies(policies: &PolicyStore, audit: &AuditLog, trigger: 
     audit.record(e).await;
 }
 
+/// Fails with the file, the key and the address when a listening address is taken, before
+/// anything is started: Pingora would otherwise panic in its listener thread.
+fn listeners_are_free(config: &Config) -> anyhow::Result<()> {
+    let listeners = [
+        config.tls.as_ref().map(|t| ("tls.listen", t.listen)),
+        config.http.as_ref().map(|h| ("http.listen", h.listen)),
+    ];
+    for (key, addr) in listeners.into_iter().flatten() {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            anyhow::bail!(
+                "{}: `{key}`: cannot listen on {addr}: {e} (is another actas or another service using it?)",
+                config.source.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the proxy until a shutdown signal; `upgrade` takes the listeners over from a
 /// running instance.
 pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
@@ -126,6 +144,9 @@ pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
                 config.upstream.address
             )
         })?;
+    if !upgrade {
+        listeners_are_free(&config)?;
+    }
     crate::directory::warm_up();
     let writer = WriterHandle::start(WriterSettings {
         url: config.database.url.clone(),

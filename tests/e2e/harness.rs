@@ -6,7 +6,7 @@
 //! executable; the README's test command builds them first. A missing binary is a loud
 //! failure, never a skip.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -58,12 +58,19 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// A free loopback port.
+/// A free loopback port, never one this process handed out before: the OS may offer a
+/// just-released port again before the program it was meant for has bound it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if GIVEN.lock().expect("ports").insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Runs `actas` with arguments and optional standard input; returns (status ok, stdout, stderr).

@@ -543,6 +543,22 @@ fn serve_refuses_to_start_on_a_bad_config() {
 }
 
 #[test]
+fn serve_names_a_listening_address_that_is_taken_instead_of_crashing() {
+    let stack = Stack::start();
+    // The stack's own proxy holds the address this configuration names.
+    let (ok, _, err) = stack.actas(&["serve"]);
+    assert!(!ok);
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    assert!(err.contains("listen`"), "names the key: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The running proxy is untouched.
+    assert_eq!(
+        stack.browser().get("/_actas/healthz").unwrap().status,
+        StatusCode::OK
+    );
+}
+
+#[test]
 fn the_demo_runs_from_one_command_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
