@@ -130,16 +130,7 @@ impl Actas {
             session: s,
             banner: console::banner(s),
         });
-        let markup = pages::error(viewer.as_ref(), title, detail);
-        console::Response {
-            status,
-            headers: vec![
-                ("content-type", "text/html; charset=utf-8".into()),
-                ("cache-control", "no-store".into()),
-                ("content-security-policy", console::csp()),
-            ],
-            body: Bytes::from(markup.into_string()),
-        }
+        console::Response::html(status, pages::error(viewer.as_ref(), title, detail))
     }
 
     async fn read_form(&self, session: &mut Session) -> Result<Option<Bytes>> {
@@ -299,16 +290,7 @@ impl ProxyHttp for Actas {
                 session: &s,
                 banner: console::banner(&s),
             };
-            let markup = pages::request_denied(&viewer, &path);
-            let r = console::Response {
-                status: 403,
-                headers: vec![
-                    ("content-type", "text/html; charset=utf-8".into()),
-                    ("cache-control", "no-store".into()),
-                    ("content-security-policy", console::csp()),
-                ],
-                body: Bytes::from(markup.into_string()),
-            };
+            let r = console::Response::html(403, pages::request_denied(&viewer, &path));
             return self.respond(session, ctx, r).await;
         }
 

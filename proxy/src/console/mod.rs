@@ -74,7 +74,8 @@ pub fn csp() -> String {
 }
 
 impl Response {
-    fn html(status: u16, markup: Markup) -> Response {
+    /// A console page: HTML, never cached, with the console's CSP and hardening headers.
+    pub fn html(status: u16, markup: Markup) -> Response {
         Response {
             status,
             headers: vec![
@@ -182,6 +183,14 @@ fn viewer(session: &SessionRecord) -> Viewer<'_> {
         session,
         banner: banner(session),
     }
+}
+
+/// The 403 page for a console area this session may not use.
+fn not_allowed(session: &SessionRecord, detail: &str) -> Response {
+    Response::html(
+        403,
+        pages::error(Some(&viewer(session)), "Not allowed", detail),
+    )
 }
 
 fn query(q: &str) -> std::collections::HashMap<String, String> {
@@ -459,14 +468,7 @@ async fn logout(app: &App, req: &Request) -> Response {
 
 async fn accounts(app: &App, req: &Request, session: &SessionRecord) -> Response {
     if !session.actor.role.is_staff() {
-        return Response::html(
-            403,
-            pages::error(
-                Some(&viewer(session)),
-                "Not allowed",
-                "The accounts directory is for staff.",
-            ),
-        );
+        return not_allowed(session, "The accounts directory is for staff.");
     }
     let q = query(&req.query);
     let search = q
@@ -503,14 +505,7 @@ async fn account(app: &App, session: &SessionRecord, username: &str) -> Response
         )
     };
     if !session.actor.role.is_staff() {
-        return Response::html(
-            403,
-            pages::error(
-                Some(&viewer(session)),
-                "Not allowed",
-                "The accounts directory is for staff.",
-            ),
-        );
+        return not_allowed(session, "The accounts directory is for staff.");
     }
     let account = match app.account(username).await {
         Ok(Some(a)) => a,
@@ -594,13 +589,9 @@ fn parse_local_time(s: &str) -> Option<i64> {
 
 async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
     if session.actor.role != Role::Admin || session.impersonation.is_some() {
-        return Response::html(
-            403,
-            pages::error(
-                Some(&viewer(session)),
-                "Not allowed",
-                "The audit log is for admins, and not while impersonating.",
-            ),
+        return not_allowed(
+            session,
+            "The audit log is for admins, and not while impersonating.",
         );
     }
     let q = query(&req.query);

@@ -649,17 +649,11 @@ mod tests {
             assert!(set.check_request(&facts("/mail/inbox", false)).allowed);
             let mut disabled = carl.clone();
             disabled.status = "disabled".into();
-            let d = set.check_request(&RequestFacts {
+            let f = RequestFacts {
                 subject: &disabled,
                 ..facts("/mail/inbox", false)
-            });
-            assert_eq!(
-                d,
-                set.evaluate_request(&RequestFacts {
-                    subject: &disabled,
-                    ..facts("/mail/inbox", false)
-                })
-            );
+            };
+            assert_eq!(set.check_request(&f), set.evaluate_request(&f));
         }
         for i in 0..(CACHED_DECISIONS_MAX + 10) {
             let path = format!("/files/{i}");

@@ -112,11 +112,7 @@ fn argon2() -> anyhow::Result<serde_json::Value> {
 /// streamed through the injector in one chunk.
 fn banner() -> serde_json::Value {
     use actas_proxy::banner::{prepare, should_inject, BannerInfo};
-    let mut page = String::from("<!doctype html><html><head><title>t</title></head><body>\n");
-    while page.len() < 20 * 1024 {
-        page.push_str("<p>The quick brown fox jumps over the lazy dog, again and again.</p>\n");
-    }
-    page.push_str("</body></html>\n");
+    let page = actas_bench::page();
     let info = BannerInfo {
         actor: "ada".into(),
         actor_role: "admin".into(),

@@ -12,14 +12,7 @@ use hyper::{Request, Response};
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 fn page() -> Bytes {
-    let mut s = String::from(
-        "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body>\n",
-    );
-    while s.len() < 20 * 1024 - 20 {
-        s.push_str("<p>The quick brown fox jumps over the lazy dog, again and again.</p>\n");
-    }
-    s.push_str("</body></html>\n");
-    Bytes::from(s)
+    Bytes::from(actas_bench::page())
 }
 
 fn json() -> Bytes {
