@@ -302,3 +302,21 @@ fn systemd_units_are_sandboxed() {
     }
     assert_eq!(files(&["service"]).len(), 2);
 }
+
+#[test]
+fn the_top_level_layout_of_the_design_is_there() {
+    let root = repo_root();
+    for dir in ["proxy", "panel", "policies", "certs", "tests", "deploy"] {
+        assert!(root.join(dir).is_dir(), "{dir}/ is missing");
+    }
+    let certs = std::fs::read_to_string(root.join("certs/README.md")).unwrap();
+    assert!(
+        certs.contains("actas certs dev"),
+        "certs/README.md says how keys are made"
+    );
+    let ignored = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(
+        ignored.lines().any(|l| l.trim() == "/certs/dev"),
+        "generated files are git-ignored"
+    );
+}
