@@ -23,7 +23,8 @@ use crate::session::{random_id, random_token, token_hash, SessionCache};
 use crate::store::sessions::{NewImpersonation, NewSession, SessionRecord};
 use crate::store::{now_ms, Store, StoreError};
 
-/// How often (at most) a session's last use is written back to the store.
+/// How often (at most) a session's last use is written back to the store; more often when
+/// an idle timeout is shorter than four times this.
 const TOUCH_EVERY_MS: i64 = 15_000;
 
 /// Shared state of one running proxy.
@@ -215,9 +216,13 @@ impl App {
                 return Ok(fresh);
             }
         }
+        // Written back often enough that a session in use never looks idle.
+        let touch_every = TOUCH_EVERY_MS
+            .min(idle / 4)
+            .min(ms(self.config.impersonation.idle_timeout) / 4);
         let imp_seen = session.impersonation.as_ref().map(|i| i.last_seen_at);
-        if now - session.last_seen_at > TOUCH_EVERY_MS
-            || imp_seen.is_some_and(|s| now - s > TOUCH_EVERY_MS)
+        if now - session.last_seen_at > touch_every
+            || imp_seen.is_some_and(|s| now - s > touch_every)
         {
             let store = self.store.clone();
             let id = session.id.clone();

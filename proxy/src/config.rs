@@ -329,6 +329,9 @@ mod raw {
     pub struct Session {
         pub idle_timeout_minutes: Option<u64>,
         pub absolute_timeout_minutes: Option<u64>,
+        /// Seconds instead of minutes, for tests of expiry; both set is an error.
+        pub idle_timeout_seconds: Option<u64>,
+        pub absolute_timeout_seconds: Option<u64>,
         pub cache_ttl_ms: Option<u64>,
     }
 
@@ -560,25 +563,6 @@ impl Config {
             },
         };
 
-        let session = SessionSettings {
-            idle_timeout: minutes(positive(
-                "session.idle_timeout_minutes",
-                raw.session.idle_timeout_minutes.unwrap_or(30),
-            )?),
-            absolute_timeout: minutes(positive(
-                "session.absolute_timeout_minutes",
-                raw.session.absolute_timeout_minutes.unwrap_or(12 * 60),
-            )?),
-            cache_ttl: Duration::from_millis(raw.session.cache_ttl_ms.unwrap_or(500)),
-        };
-        if session.cache_ttl > Duration::from_secs(1) {
-            return Err(invalid(
-                "session.cache_ttl_ms",
-                "at most 1000: instances must see a stop or a revocation within one second".into(),
-            ));
-        }
-
-        let imp = raw.impersonation;
         let pick = |key_min: &str,
                     min: Option<u64>,
                     key_sec: &str,
@@ -595,6 +579,31 @@ impl Config {
                 (None, None) => Ok(minutes(default_min)),
             }
         };
+        let session = SessionSettings {
+            idle_timeout: pick(
+                "session.idle_timeout_minutes",
+                raw.session.idle_timeout_minutes,
+                "session.idle_timeout_seconds",
+                raw.session.idle_timeout_seconds,
+                30,
+            )?,
+            absolute_timeout: pick(
+                "session.absolute_timeout_minutes",
+                raw.session.absolute_timeout_minutes,
+                "session.absolute_timeout_seconds",
+                raw.session.absolute_timeout_seconds,
+                12 * 60,
+            )?,
+            cache_ttl: Duration::from_millis(raw.session.cache_ttl_ms.unwrap_or(500)),
+        };
+        if session.cache_ttl > Duration::from_secs(1) {
+            return Err(invalid(
+                "session.cache_ttl_ms",
+                "at most 1000: instances must see a stop or a revocation within one second".into(),
+            ));
+        }
+
+        let imp = raw.impersonation;
         let impersonation = ImpersonationSettings {
             max_duration: pick(
                 "impersonation.max_duration_minutes",
@@ -766,6 +775,28 @@ signing_key = "certs/signing.key"
         assert_eq!(c.impersonation.max_duration, Duration::from_secs(3600));
         assert_eq!(c.impersonation.idle_timeout, Duration::from_secs(900));
         assert_eq!(c.policy.dir, Path::new("/etc/actas/policies"));
+    }
+
+    #[test]
+    fn session_limits_take_minutes_or_seconds_but_not_both() {
+        let c = Config::parse(Path::new("a.toml"), MINIMAL).unwrap();
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(c.session.absolute_timeout, Duration::from_secs(12 * 3600));
+        let text = format!(
+            "{MINIMAL}\n[session]\nidle_timeout_seconds = 5\nabsolute_timeout_seconds = 9\n"
+        );
+        let c = Config::parse(Path::new("a.toml"), &text).unwrap();
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.session.absolute_timeout, Duration::from_secs(9));
+        let text =
+            format!("{MINIMAL}\n[session]\nidle_timeout_minutes = 5\nidle_timeout_seconds = 5\n");
+        let err = Config::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("session.idle_timeout_seconds") && err.contains("not both"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -198,6 +198,43 @@ fn logout_ends_the_session_for_good() {
     });
 }
 
+fn signed_out(b: &Browser) -> bool {
+    let r = b.get("/").unwrap();
+    r.status == StatusCode::SEE_OTHER && r.location().starts_with("/_actas/login")
+}
+
+#[test]
+fn a_session_in_use_stays_but_an_idle_one_ends() {
+    let stack = Stack::with(Options {
+        extra_config: "[session]\nidle_timeout_seconds = 1\n".into(),
+        ..Options::default()
+    });
+    let b = stack.signed_in("carl");
+    // Used every 300 ms for 2.4 s: never idle for a second, so it lives on.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(b.get("/").unwrap().status, StatusCode::OK);
+    }
+    std::thread::sleep(Duration::from_millis(1600));
+    assert!(signed_out(&b), "an idle session ends");
+}
+
+#[test]
+fn a_session_ends_at_its_absolute_timeout_however_busy() {
+    let stack = Stack::with(Options {
+        extra_config: "[session]\nabsolute_timeout_seconds = 2\n".into(),
+        ..Options::default()
+    });
+    let b = stack.signed_in("carl");
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(b.get("/").unwrap().status, StatusCode::OK);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(signed_out(&b), "the session ends 2 s after sign-in");
+}
+
 #[test]
 fn next_is_honoured_only_for_paths_on_this_origin() {
     let stack = Stack::start();
