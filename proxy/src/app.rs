@@ -155,15 +155,21 @@ impl App {
     }
 
     /// The session behind `token`, after ending whatever has expired or been revoked.
-    /// `None` means "not signed in".
+    /// `None` means "not signed in". `origin` is asked for only when something ends and is
+    /// recorded, which is rare: the common request does not build it.
     pub async fn resolve(
         &self,
         token: &str,
-        origin: &Origin,
+        origin: impl Fn() -> Origin,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let hash = token_hash(token);
         let session = match self.sessions.get(&hash) {
-            Some(s) => s,
+            Some((s, refresh)) => {
+                if let Some(ticket) = refresh {
+                    self.refresh_in_background(hash.clone(), ticket);
+                }
+                s
+            }
             None => {
                 let s = self.store.session_by_token(&hash).await?.map(Arc::new);
                 self.sessions.put(&hash, s.clone());
@@ -176,11 +182,13 @@ impl App {
         let now = now_ms();
         let idle = ms(self.config.session.idle_timeout);
         if now >= session.expires_at || now - session.last_seen_at > idle {
-            self.end_session(&session, &hash, "expired", origin).await?;
+            self.end_session(&session, &hash, "expired", &origin())
+                .await?;
             return Ok(None);
         }
         if session.actor.status == Status::Disabled {
-            self.end_session(&session, &hash, "revoked", origin).await?;
+            self.end_session(&session, &hash, "revoked", &origin())
+                .await?;
             return Ok(None);
         }
         if let Some(imp) = &session.impersonation {
@@ -208,7 +216,7 @@ impl App {
                         "it is no longer allowed"
                     }
                 );
-                self.end_impersonation(&session, None, why, Some(&notice), origin)
+                self.end_impersonation(&session, None, why, Some(&notice), &origin())
                     .await?;
                 self.sessions.forget(&hash);
                 let fresh = self.store.session_by_token(&hash).await?.map(Arc::new);
@@ -227,7 +235,7 @@ impl App {
             let store = self.store.clone();
             let id = session.id.clone();
             let imp_id = session.impersonation.as_ref().map(|i| i.id.clone());
-            self.sessions.forget(&hash);
+            self.sessions.record_use(&hash, now);
             tokio::spawn(async move {
                 if let Err(e) = store.touch_session(&id, now, imp_id.as_deref()).await {
                     tracing::warn!(error = %e, "cannot record session use");
@@ -235,6 +243,22 @@ impl App {
             });
         }
         Ok(Some(session))
+    }
+
+    /// Reloads a cached session from the store off the request path, so that what other
+    /// instances changed is seen within the cache's lifetime without a request waiting.
+    fn refresh_in_background(&self, hash: String, ticket: crate::session::RefreshTicket) {
+        let store = self.store.clone();
+        let cache = self.sessions.clone();
+        tokio::spawn(async move {
+            match store.session_by_token(&hash).await {
+                Ok(s) => cache.refreshed(&hash, ticket, s.map(Arc::new)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload a cached session; the next request will");
+                    cache.refresh_failed(&hash, ticket);
+                }
+            }
+        });
     }
 
     /// Ends a session (and its impersonation) because it expired, was revoked or signed out.

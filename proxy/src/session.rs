@@ -87,13 +87,31 @@ pub fn clear_cookie(name: &str) -> String {
 struct Entry {
     session: Option<Arc<SessionRecord>>,
     fetched: Instant,
+    /// Changes whenever the entry is replaced or updated, so a background refresh that
+    /// started from an older entry (or from one since forgotten) is dropped on arrival.
+    generation: u64,
+    /// A background refresh is in flight: hand out no second ticket.
+    refreshing: bool,
 }
 
+/// Leave to refresh one cached answer in the background: given by [`SessionCache::get`],
+/// redeemed with [`SessionCache::refreshed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct RefreshTicket(u64);
+
 /// Sessions looked up recently, by token hash.
+///
+/// An answer is served for at most `ttl`. Once it is half that old, the first request to
+/// see it gets a [`RefreshTicket`] and reloads it from the store in the background, so a
+/// session in steady use is never missing from the cache: requests do not wait for the
+/// store, and no burst of them reloads the same session at once when an entry expires.
+#[derive(Clone)]
 pub struct SessionCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
     capacity: usize,
+    next_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SessionCache {
@@ -101,19 +119,34 @@ impl SessionCache {
     pub fn new(ttl: Duration) -> SessionCache {
         SessionCache {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Arc::new(Mutex::new(HashMap::new())),
             capacity: 100_000,
+            next_generation: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         }
     }
 
-    /// The cached answer for `hash`, if still fresh. `Some(None)` means "known not to exist".
-    pub fn get(&self, hash: &str) -> Option<Option<Arc<SessionRecord>>> {
+    fn generation(&self) -> u64 {
+        self.next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cached answer for `hash`, if still fresh. `Some((None, _))` means "known not to
+    /// exist". A ticket comes with an answer that is due to be reloaded.
+    pub fn get(&self, hash: &str) -> Option<(Option<Arc<SessionRecord>>, Option<RefreshTicket>)> {
         if self.ttl.is_zero() {
             return None;
         }
-        let entries = self.entries.lock().ok()?;
-        let e = entries.get(hash)?;
-        (e.fetched.elapsed() < self.ttl).then(|| e.session.clone())
+        let mut entries = self.entries.lock().ok()?;
+        let e = entries.get_mut(hash)?;
+        let age = e.fetched.elapsed();
+        if age >= self.ttl {
+            return None;
+        }
+        let ticket = (age >= self.ttl / 2 && !e.refreshing).then(|| {
+            e.refreshing = true;
+            RefreshTicket(e.generation)
+        });
+        Some((e.session.clone(), ticket))
     }
 
     /// Remembers the store's answer for `hash`.
@@ -121,6 +154,7 @@ impl SessionCache {
         if self.ttl.is_zero() {
             return;
         }
+        let generation = self.generation();
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= self.capacity {
                 let ttl = self.ttl;
@@ -134,8 +168,65 @@ impl SessionCache {
                 Entry {
                     session,
                     fetched: Instant::now(),
+                    generation,
+                    refreshing: false,
                 },
             );
+        }
+    }
+
+    /// Lands a background reload: kept only if the entry it was started from is still there
+    /// unchanged (a session ended or changed meanwhile stays as this instance left it).
+    pub fn refreshed(
+        &self,
+        hash: &str,
+        ticket: RefreshTicket,
+        session: Option<Arc<SessionRecord>>,
+    ) {
+        let generation = self.generation();
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(e) = entries.get_mut(hash) {
+                if e.generation == ticket.0 {
+                    *e = Entry {
+                        session,
+                        fetched: Instant::now(),
+                        generation,
+                        refreshing: false,
+                    };
+                }
+            }
+        }
+    }
+
+    /// A background reload failed: let a later request try again.
+    pub fn refresh_failed(&self, hash: &str, ticket: RefreshTicket) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(e) = entries.get_mut(hash) {
+                if e.generation == ticket.0 {
+                    e.refreshing = false;
+                }
+            }
+        }
+    }
+
+    /// Notes in the cached copy that the session (and its impersonation) was used at
+    /// `now`, as the store is being told: the copy stays, so the next request need not
+    /// reload it.
+    pub fn record_use(&self, hash: &str, now: i64) {
+        let generation = self.generation();
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(e) = entries.get_mut(hash) {
+                if let Some(s) = &e.session {
+                    let mut used = SessionRecord::clone(s);
+                    used.last_seen_at = now;
+                    if let Some(imp) = used.impersonation.as_mut() {
+                        imp.last_seen_at = now;
+                    }
+                    e.session = Some(Arc::new(used));
+                    e.generation = generation;
+                    e.refreshing = false;
+                }
+            }
         }
     }
 
@@ -196,11 +287,109 @@ mod tests {
     fn cache_answers_expire() {
         let cache = SessionCache::new(Duration::from_millis(30));
         cache.put("h", None);
-        assert!(matches!(cache.get("h"), Some(None)));
+        assert!(matches!(cache.get("h"), Some((None, _))));
         std::thread::sleep(Duration::from_millis(40));
         assert!(cache.get("h").is_none());
         cache.put("h", None);
         cache.forget("h");
         assert!(cache.get("h").is_none());
+    }
+
+    fn record(last_seen_at: i64) -> Arc<SessionRecord> {
+        use crate::directory::{Account, Role, Status};
+        Arc::new(SessionRecord {
+            id: "sid".into(),
+            actor: Account {
+                username: "ada".into(),
+                display_name: "Ada".into(),
+                role: Role::Admin,
+                created_by: None,
+                status: Status::Active,
+                created_at: 0,
+            },
+            csrf_token: "csrf".into(),
+            created_at: 0,
+            last_seen_at,
+            expires_at: i64::MAX,
+            impersonation: None,
+            notice: None,
+        })
+    }
+
+    /// Waits until the entry is half `ttl` old, when a refresh falls due.
+    fn age_past_half(ttl: Duration) {
+        std::thread::sleep(ttl / 2 + Duration::from_millis(5));
+    }
+
+    #[test]
+    fn an_ageing_answer_hands_out_exactly_one_refresh_ticket() {
+        let ttl = Duration::from_millis(400);
+        let cache = SessionCache::new(ttl);
+        cache.put("h", Some(record(1)));
+        age_past_half(ttl);
+        let (first, ticket) = cache.get("h").expect("still served while the refresh runs");
+        assert_eq!(first.map(|s| s.last_seen_at), Some(1));
+        let ticket = ticket.expect("the first request past half the lifetime refreshes");
+        assert!(
+            cache.get("h").is_some_and(|(_, t)| t.is_none()),
+            "one refresh at a time"
+        );
+        cache.refreshed("h", ticket, Some(record(2)));
+        let (now, again) = cache.get("h").expect("refreshed");
+        assert_eq!(now.map(|s| s.last_seen_at), Some(2));
+        assert!(again.is_none(), "a just-refreshed answer is not due");
+    }
+
+    #[test]
+    fn a_refresh_never_brings_back_a_session_forgotten_meanwhile() {
+        let ttl = Duration::from_millis(400);
+        let cache = SessionCache::new(ttl);
+        cache.put("h", Some(record(1)));
+        age_past_half(ttl);
+        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        // Signed out on this instance while the reload read the old row.
+        cache.forget("h");
+        cache.refreshed("h", ticket, Some(record(1)));
+        assert!(cache.get("h").is_none());
+        // Replaced by a newer answer meanwhile: the stale reload does not overwrite it.
+        cache.put("h", Some(record(1)));
+        age_past_half(ttl);
+        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        cache.put("h", None);
+        cache.refreshed("h", ticket, Some(record(1)));
+        assert!(matches!(cache.get("h"), Some((None, _))));
+    }
+
+    #[test]
+    fn a_failed_refresh_lets_the_next_request_try_again() {
+        let ttl = Duration::from_millis(400);
+        let cache = SessionCache::new(ttl);
+        cache.put("h", Some(record(1)));
+        age_past_half(ttl);
+        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        cache.refresh_failed("h", ticket);
+        assert!(cache.get("h").is_some_and(|(_, t)| t.is_some()));
+    }
+
+    #[test]
+    fn recording_use_updates_the_cached_copy_instead_of_dropping_it() {
+        let cache = SessionCache::new(Duration::from_secs(60));
+        let mut s = SessionRecord::clone(&record(1));
+        s.impersonation = Some(crate::store::sessions::ImpersonationRecord {
+            id: "imp".into(),
+            subject: s.actor.clone(),
+            started_at: 0,
+            expires_at: i64::MAX,
+            last_seen_at: 1,
+            reason: String::new(),
+            mail_consent: false,
+            return_to: "/".into(),
+        });
+        cache.put("h", Some(Arc::new(s)));
+        cache.record_use("h", 99);
+        let (s, _) = cache.get("h").expect("still cached");
+        let s = s.expect("a session");
+        assert_eq!(s.last_seen_at, 99);
+        assert_eq!(s.impersonation.as_ref().map(|i| i.last_seen_at), Some(99));
     }
 }
