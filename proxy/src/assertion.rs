@@ -88,7 +88,8 @@ struct Signed {
     iat: i64,
     sub: String,
     imp: String,
-    token: std::sync::Arc<str>,
+    /// Ready to go into the request: validated once here, and cloned by reference count.
+    token: http::HeaderValue,
 }
 
 impl Default for AssertionCache {
@@ -100,8 +101,9 @@ impl Default for AssertionCache {
 }
 
 impl AssertionCache {
-    /// The assertion for `claims`, signed now or reused from earlier in the same second.
-    pub fn get(&self, signer: &Signer25519, claims: &Claims<'_>) -> std::sync::Arc<str> {
+    /// The assertion for `claims` as a header value, signed now or reused from earlier in
+    /// the same second.
+    pub fn get(&self, signer: &Signer25519, claims: &Claims<'_>) -> http::HeaderValue {
         let imp = claims.imp.unwrap_or("");
         if let Ok(entries) = self.entries.lock() {
             if let Some(e) = entries.get(claims.sid) {
@@ -110,7 +112,10 @@ impl AssertionCache {
                 }
             }
         }
-        let token: std::sync::Arc<str> = signer.sign(claims).into();
+        // A compact JWS is base64url and dots: always a valid header value. Were it ever
+        // not, an empty assertion makes the panel refuse the request rather than trust it.
+        let token = http::HeaderValue::try_from(signer.sign(claims))
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= 100_000 {
                 let now = claims.iat;

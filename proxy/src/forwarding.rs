@@ -58,21 +58,18 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// Whether a client may not pass a header of this name to the panel.
+/// Whether a client may not pass a header of this name to the panel. `_` counts as `-`
+/// (some servers treat them alike); case does not count.
 pub fn is_forbidden(name: &str) -> bool {
-    let n: String = name
-        .bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
-        .collect();
-    IDENTITY_HEADERS.contains(&n.as_str())
+    let lowered;
+    let mut n = name;
+    if n.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        lowered = name.to_ascii_lowercase().replace('_', "-");
+        n = &lowered;
+    }
+    IDENTITY_HEADERS.contains(&n)
         || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
-        || HOP_BY_HOP.contains(&n.as_str())
+        || HOP_BY_HOP.contains(&n)
         || n.starts_with("x-forwarded-")
         || n == "forwarded"
         || n == "x-real-ip"

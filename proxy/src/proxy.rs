@@ -185,7 +185,6 @@ impl ProxyHttp for Actas {
             .unwrap_or(&[]);
         ctx.client = forwarding::client(peer, tls, session.req_header(), trusted);
         ctx.host = host_of(session.req_header());
-        let origin = self.origin(ctx, session.req_header());
 
         let token = session::cookie(
             session
@@ -197,7 +196,9 @@ impl ProxyHttp for Actas {
             COOKIE_NAME,
         );
         if let Some(t) = &token {
-            match app.resolve(t, &origin).await {
+            let req = session.req_header();
+            let resolved = app.resolve(t, || self.origin(ctx, req)).await;
+            match resolved {
                 Ok(s) => ctx.session = s,
                 Err(e) => {
                     tracing::error!(error = %e, "session lookup failed");
@@ -234,6 +235,7 @@ impl ProxyHttp for Actas {
                 Bytes::new()
             };
             let req = session.req_header();
+            let origin = self.origin(ctx, req);
             let request = console::Request {
                 method,
                 path,
@@ -372,7 +374,7 @@ impl ProxyHttp for Actas {
             imp: s.impersonation.as_ref().map(|i| i.id.as_str()),
         };
         let token = self.app.assertions.get(&self.app.signer, &claims);
-        upstream.insert_header(crate::assertion::HEADER, &*token)?;
+        upstream.insert_header(crate::assertion::HEADER, token)?;
         METRICS.forwarded_total.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -537,17 +539,33 @@ fn request_event(ctx: &RequestCtx, req: &RequestHeader, redact: &[String]) -> Ev
     }
     e.request_id = Some(ctx.request_id.clone());
     e.method = Some(req.method.as_str().to_owned());
-    e.host = Some(ctx.host.chars().take(255).collect());
+    e.host = Some(clip(&ctx.host, 255));
     let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    e.path = Some(redact_path(pq, redact).chars().take(2048).collect());
+    let mut path = redact_path(pq, redact);
+    path.truncate(clip_at(&path, 2048));
+    e.path = Some(path);
     e.client_ip = Some(ctx.client.ip.clone());
     e.user_agent = req
         .headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(512).collect());
+        .map(|v| clip(v, 512));
     e.decision = Some(ctx.decision.to_owned());
     e
+}
+
+/// `s`, cut to at most `max_chars` characters.
+fn clip(s: &str, max_chars: usize) -> String {
+    s[..clip_at(s, max_chars)].to_owned()
+}
+
+/// The byte length of `s`'s first `max_chars` characters.
+fn clip_at(s: &str, max_chars: usize) -> usize {
+    // Fewer bytes than the limit means fewer characters: the common case costs no scan.
+    if s.len() <= max_chars {
+        return s.len();
+    }
+    s.char_indices().nth(max_chars).map_or(s.len(), |(i, _)| i)
 }
 
 /// Makes `response`'s headers equal to `wanted`, through Pingora's own setters so its
@@ -572,4 +590,20 @@ fn sync_headers(response: &mut ResponseHeader, wanted: &HeaderMap) -> Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_fields_are_clipped_at_a_character_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdef", 3), "abc");
+        // Multi-byte characters count once each and are never split.
+        assert_eq!(clip("ééééé", 3), "ééé");
+        assert_eq!(clip("aé", 1), "a");
+        assert_eq!(clip("", 0), "");
+        assert_eq!(clip_at("ééé", 5), "ééé".len());
+    }
 }
