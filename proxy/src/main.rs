@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+// mimalloc instead of glibc's malloc: the request path allocates many small, short-lived
+// objects across threads (see docs/BENCHMARKS.md for the measured difference).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

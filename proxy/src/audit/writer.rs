@@ -125,6 +125,7 @@ impl WriterHandle {
         let thread = std::thread::Builder::new()
             .name("actas-audit".into())
             .spawn(move || {
+                yield_to_requests();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -194,6 +195,28 @@ impl WriterHandle {
             if t.join().is_err() {
                 tracing::error!("audit writer thread panicked");
             }
+        }
+    }
+}
+
+/// The writer's niceness: above the request threads' 0, so that when both want a core the
+/// request path gets it and the writer catches up in the gaps (the bounded queue holds what
+/// it has not written yet, and a full queue still holds requests back: nothing is lost).
+const WRITER_NICE: libc::c_int = 5;
+
+/// Lowers this thread's scheduling priority to [`WRITER_NICE`]. On Linux niceness belongs to
+/// the thread and is inherited by the threads it starts, so SQLite's worker thread, which
+/// sqlx starts when the writer connects, runs at the same priority.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "audit writer keeps the default priority");
         }
     }
 }

@@ -6,6 +6,10 @@ use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use pingora::server::RunArgs;
 
+// The same allocator as actas, so the comparison is of the proxies' work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Noop {
     upstream: std::net::SocketAddr,
 }
