@@ -435,21 +435,19 @@ impl ProxyHttp for Actas {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         if let Some(injector) = ctx.banner.as_mut() {
+            let banner_err = |e| Error::e_explain(ErrorType::InternalError, format!("banner: {e}"));
             let mut out = match body.take() {
-                Some(chunk) => match injector.write(&chunk) {
-                    Ok(b) => b.to_vec(),
-                    Err(e) => {
-                        return Error::e_explain(ErrorType::InternalError, format!("banner: {e}"))
-                    }
-                },
-                None => Vec::new(),
+                Some(chunk) => injector.write_shared(&chunk).or_else(banner_err)?,
+                None => Bytes::new(),
             };
             if end_of_stream {
-                match injector.finish() {
-                    Ok(tail) => out.extend_from_slice(&tail),
-                    Err(e) => {
-                        return Error::e_explain(ErrorType::InternalError, format!("banner: {e}"))
-                    }
+                let tail = injector.finish().or_else(banner_err)?;
+                if !tail.is_empty() {
+                    // Only a document that ends inside the rewriter has a tail: join the two.
+                    let mut joined = Vec::with_capacity(out.len() + tail.len());
+                    joined.extend_from_slice(&out);
+                    joined.extend_from_slice(&tail);
+                    out = Bytes::from(joined);
                 }
                 if injector.injected() {
                     METRICS
@@ -457,7 +455,7 @@ impl ProxyHttp for Actas {
                         .fetch_add(1, Ordering::Relaxed);
                 }
             }
-            *body = (!out.is_empty()).then(|| Bytes::from(out));
+            *body = (!out.is_empty()).then_some(out);
         }
         if let Some(b) = body {
             ctx.bytes_out += b.len() as u64;

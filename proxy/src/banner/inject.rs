@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::HeaderMap;
 use lol_html::html_content::ContentType;
-use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{element, end, AsciiCompatibleEncoding, MemorySettings};
+use lol_html::html_content::Element;
+use lol_html::send::{HtmlRewriter, SendHandlerTypes, Settings};
+use lol_html::{end, AsciiCompatibleEncoding, ElementContentHandlers, MemorySettings, Selector};
 
 /// Why a document cannot carry the banner (the caller passes it through untouched), or
 /// why the stream broke.
@@ -214,6 +215,12 @@ fn decode_err(e: std::io::Error) -> BannerError {
 }
 
 impl Pipeline {
+    /// Whether what comes in now would go out unchanged: an uncompressed document whose
+    /// rewriter is done.
+    fn passes_through(&self) -> bool {
+        matches!(self, Pipeline::Identity(stage) if stage.rewriter.is_none() && stage.seen_any)
+    }
+
     fn write(&mut self, chunk: &[u8]) -> Result<(), BannerError> {
         match self {
             Pipeline::Identity(s) => s
@@ -283,8 +290,23 @@ pub struct Injector {
     shared: Arc<Shared>,
 }
 
-/// How much of the document lol_html parses at a time (see [`Stage::write_html`]).
-const PARSE_SLICE: usize = 2 * 1024;
+/// How much of the document lol_html parses at a time (see [`Stage::write_html`]): small,
+/// because `<body>` usually comes early and everything parsed after it is wasted work.
+const PARSE_SLICE: usize = 512;
+
+/// The selectors the injector watches for, parsed once rather than for every document.
+static BODY: std::sync::LazyLock<Selector> =
+    std::sync::LazyLock::new(|| "body".parse().expect("`body` is a valid selector"));
+static FRAMESET: std::sync::LazyLock<Selector> =
+    std::sync::LazyLock::new(|| "frameset".parse().expect("`frameset` is a valid selector"));
+
+/// Gives the compiler the element handler's type (what lol_html's `element!` macro does).
+fn on_element<F>(f: F) -> F
+where
+    F: FnMut(&mut Element<'_, '_, SendHandlerTypes>) -> lol_html::HandlerResult + Send + 'static,
+{
+    f
+}
 
 /// lol_html keeps at most this much of an unfinished token; past it the rest passes through.
 const REWRITER_MEMORY: usize = 1 << 20;
@@ -314,16 +336,22 @@ impl Injector {
                     .with_max_allowed_memory_usage(REWRITER_MEMORY)
                     .with_graceful_bail_out_on_memory_limit_exceeded(true),
             )
-            .append_element_content_handler(element!("body", move |el| {
-                if !s_body.injected.swap(true, Ordering::SeqCst) {
-                    el.prepend(&at_body, ContentType::Html);
-                }
-                Ok(())
-            }))
-            .append_element_content_handler(element!("frameset", move |_el| {
-                s_frame.frameset.store(true, Ordering::SeqCst);
-                Ok(())
-            }))
+            .append_element_content_handler((
+                std::borrow::Cow::Borrowed(&*BODY),
+                ElementContentHandlers::default().element(on_element(move |el| {
+                    if !s_body.injected.swap(true, Ordering::SeqCst) {
+                        el.prepend(&at_body, ContentType::Html);
+                    }
+                    Ok(())
+                })),
+            ))
+            .append_element_content_handler((
+                std::borrow::Cow::Borrowed(&*FRAMESET),
+                ElementContentHandlers::default().element(on_element(move |_el| {
+                    s_frame.frameset.store(true, Ordering::SeqCst);
+                    Ok(())
+                })),
+            ))
             .append_document_content_handler(end!(move |end| {
                 let nothing_yet = !s_end.injected.load(Ordering::SeqCst);
                 if nothing_yet && !xhtml && !s_end.frameset.load(Ordering::SeqCst) {
@@ -375,6 +403,20 @@ impl Injector {
     /// Feeds one upstream chunk; returns what can be sent on now.
     pub fn write(&mut self, chunk: &[u8]) -> Result<Bytes, BannerError> {
         self.run(|p| p.write(chunk))
+    }
+
+    /// [`Injector::write`] for a chunk the caller owns: once the banner is in (or the
+    /// document was found unable to take one) an uncompressed chunk is handed back as it
+    /// is, without being copied.
+    pub fn write_shared(&mut self, chunk: &Bytes) -> Result<Bytes, BannerError> {
+        let untouched = match self.pipeline.get_mut() {
+            Ok(p) => p.passes_through(),
+            Err(poisoned) => poisoned.into_inner().passes_through(),
+        };
+        if untouched {
+            return Ok(chunk.clone());
+        }
+        self.write(chunk)
     }
 
     /// Ends the stream; returns the last bytes to send.

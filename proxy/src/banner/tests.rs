@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use proptest::prelude::*;
 
@@ -432,4 +433,44 @@ proptest! {
         let (out, _) = run(&doc, ContentEncoding::Identity, chunk);
         prop_assert_eq!(strip(&out, &banner()), doc);
     }
+}
+
+#[test]
+fn chunks_after_the_banner_are_passed_on_without_a_copy() {
+    let mut inj = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+    let head =
+        Bytes::from_static(b"<!doctype html><html><head><title>t</title></head><body><p>one");
+    let first = inj.write_shared(&head).unwrap();
+    assert!(inj.injected());
+    let later = Bytes::from(vec![b'x'; 4096]);
+    let out = inj.write_shared(&later).unwrap();
+    assert_eq!(out, later);
+    assert_eq!(out.as_ptr(), later.as_ptr(), "the same memory, not a copy");
+    let tail = inj.finish().unwrap();
+    let whole = [&first[..], &out[..], &tail[..]].concat();
+    let text = String::from_utf8(whole).unwrap();
+    assert!(text.starts_with("<!doctype html><html><head><title>t</title></head><body>"));
+    assert_eq!(text.matches("Stop impersonating").count(), 1, "{text}");
+    assert!(text.ends_with(&"x".repeat(4096)));
+}
+
+#[test]
+fn chunks_before_the_body_tag_are_still_rewritten() {
+    let mut inj = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+    let mut out = Vec::new();
+    // A head much longer than one parse slice, split across chunks, then the body.
+    let head = format!(
+        "<html><head>{}</head>",
+        "<meta name=a content=b>".repeat(200)
+    );
+    for part in [head.as_bytes(), b"<bo", b"dy class=x>text</body></html>"] {
+        out.extend_from_slice(&inj.write_shared(&Bytes::copy_from_slice(part)).unwrap());
+    }
+    out.extend_from_slice(&inj.finish().unwrap());
+    let text = String::from_utf8(out).unwrap();
+    assert!(inj.injected());
+    let body_at = text.find("<body class=x>").expect("body kept");
+    let banner_at = text.find("Stop impersonating").expect("banner in");
+    assert!(banner_at > body_at, "the banner goes inside <body>");
+    assert!(text.starts_with(&head));
 }

@@ -108,7 +108,7 @@ pub struct PolicySet {
     /// Decisions this set has made, by a hash of every fact they were made from. Cedar is
     /// a pure function of those facts, and a reload brings a new set with an empty cache,
     /// so a cached decision is always the one a fresh evaluation would give.
-    decisions: Mutex<HashMap<u64, (Asked, Decision)>>,
+    decisions: Mutex<HashMap<u64, (Asked, Arc<Decision>)>>,
     hasher: RandomState,
 }
 
@@ -284,7 +284,7 @@ impl PolicySet {
         actor: &AccountFacts,
         target: &AccountFacts,
         already_impersonating: bool,
-    ) -> Decision {
+    ) -> Arc<Decision> {
         let q = Question {
             action: "impersonate",
             actor,
@@ -318,22 +318,23 @@ impl PolicySet {
 
     /// The cached answer to `q`, or `evaluate`'s, which is then cached (unless it carries
     /// evaluation errors: those are reported every time).
-    fn cached(&self, q: &Question<'_>, evaluate: impl FnOnce() -> Decision) -> Decision {
+    /// Shared, so that a cached answer is handed out without copying its policy ids.
+    fn cached(&self, q: &Question<'_>, evaluate: impl FnOnce() -> Decision) -> Arc<Decision> {
         let key = self.hasher.hash_one(q);
         if let Ok(cache) = self.decisions.lock() {
             if let Some((asked, decision)) = cache.get(&key) {
                 if asked.is(q) {
-                    return decision.clone();
+                    return Arc::clone(decision);
                 }
             }
         }
-        let decision = evaluate();
+        let decision = Arc::new(evaluate());
         if decision.errors.is_empty() {
             if let Ok(mut cache) = self.decisions.lock() {
                 if cache.len() >= CACHED_DECISIONS_MAX {
                     cache.clear();
                 }
-                cache.insert(key, (Asked::of(q), decision.clone()));
+                cache.insert(key, (Asked::of(q), Arc::clone(&decision)));
             }
         }
         decision
@@ -341,7 +342,7 @@ impl PolicySet {
 
     /// May this request be made? Answered from this set's cache when the same facts were
     /// decided before.
-    pub fn check_request(&self, f: &RequestFacts<'_>) -> Decision {
+    pub fn check_request(&self, f: &RequestFacts<'_>) -> Arc<Decision> {
         let q = Question {
             action: "request",
             actor: f.actor,
@@ -653,7 +654,7 @@ mod tests {
                 subject: &disabled,
                 ..facts("/mail/inbox", false)
             };
-            assert_eq!(set.check_request(&f), set.evaluate_request(&f));
+            assert_eq!(*set.check_request(&f), set.evaluate_request(&f));
         }
         for i in 0..(CACHED_DECISIONS_MAX + 10) {
             let path = format!("/files/{i}");
@@ -661,7 +662,7 @@ mod tests {
                 path: &path,
                 ..facts("", false)
             };
-            assert_eq!(set.check_request(&f), set.evaluate_request(&f));
+            assert_eq!(*set.check_request(&f), set.evaluate_request(&f));
         }
         assert!(set.decisions.lock().unwrap().len() <= CACHED_DECISIONS_MAX);
         // An impersonation question never gets a request's answer, nor the other way round.

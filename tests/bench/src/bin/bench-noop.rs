@@ -1,6 +1,8 @@
 //! Scenario 3: a no-op Pingora passthrough with the same Pingora version and settings as
 //! actas (one service, plain-HTTP listener, the given worker threads), forwarding every
 //! request to the upstream unchanged.
+use std::time::Duration;
+
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
@@ -19,7 +21,13 @@ impl ProxyHttp for Noop {
     type CTX = ();
     fn new_ctx(&self) {}
     async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+        // The same peer settings as actas's defaults (upstream.connect_timeout_ms,
+        // upstream.read_timeout_ms, pooled connections idle for up to a minute).
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        peer.options.connection_timeout = Some(Duration::from_secs(2));
+        peer.options.read_timeout = Some(Duration::from_secs(60));
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
     }
 }
 
