@@ -107,6 +107,40 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
+/// The query [`Store::audit_records`] runs and the filter values it binds after `since`
+/// and `until` (then come `limit` and `offset`). Only the filters given become conditions,
+/// so the database can use the index for each: `(actor = $1 OR $1 = '')` would hide it and
+/// scan by time.
+pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, Vec<&str>) {
+    let order = if newest_first {
+        "ts DESC, instance DESC, seq DESC"
+    } else {
+        "ts ASC, instance ASC, seq ASC"
+    };
+    let mut conditions = vec!["ts >= $1".to_owned(), "ts < $2".to_owned()];
+    let mut values: Vec<&str> = Vec::new();
+    for (column, value) in [
+        ("actor", &filter.actor),
+        ("subject", &filter.subject),
+        ("impersonation_id", &filter.impersonation_id),
+        ("kind", &filter.kind),
+        ("instance", &filter.instance),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            values.push(v);
+            conditions.push(format!("{column} = ${}", values.len() + 2));
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM audit WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        COLUMNS.join(", "),
+        conditions.join(" AND "),
+        values.len() + 3,
+        values.len() + 4,
+    );
+    (sql, values)
+}
+
 impl Store {
     /// Writes `records` in one transaction: all or none.
     pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
@@ -180,26 +214,14 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<Record>, StoreError> {
-        let order = if newest_first {
-            "ts DESC, instance DESC, seq DESC"
-        } else {
-            "ts ASC, instance ASC, seq ASC"
-        };
-        let sql = format!(
-            "SELECT {} FROM audit WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR subject = $2) \
-             AND ($3 = '' OR impersonation_id = $3) AND ($4 = '' OR kind = $4) \
-             AND ts >= $5 AND ts < $6 AND ($7 = '' OR instance = $7) \
-             ORDER BY {order} LIMIT $8 OFFSET $9",
-            COLUMNS.join(", ")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(filter.actor.as_deref().unwrap_or(""))
-            .bind(filter.subject.as_deref().unwrap_or(""))
-            .bind(filter.impersonation_id.as_deref().unwrap_or(""))
-            .bind(filter.kind.as_deref().unwrap_or(""))
+        let (sql, values) = audit_records_sql(filter, newest_first);
+        let mut query = sqlx::query(&sql)
             .bind(filter.since.unwrap_or(i64::MIN))
-            .bind(filter.until.unwrap_or(i64::MAX))
-            .bind(filter.instance.as_deref().unwrap_or(""))
+            .bind(filter.until.unwrap_or(i64::MAX));
+        for v in values {
+            query = query.bind(v);
+        }
+        let rows = query
             .bind(limit)
             .bind(offset)
             .fetch_all(self.pool())
