@@ -154,7 +154,7 @@ impl SessionCache {
         if self.ttl.is_zero() {
             return;
         }
-        let generation = self.generation();
+        let entry = self.fresh(session);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= self.capacity {
                 let ttl = self.ttl;
@@ -163,15 +163,26 @@ impl SessionCache {
                     entries.clear();
                 }
             }
-            entries.insert(
-                hash.to_owned(),
-                Entry {
-                    session,
-                    fetched: Instant::now(),
-                    generation,
-                    refreshing: false,
-                },
-            );
+            entries.insert(hash.to_owned(), entry);
+        }
+    }
+
+    /// A new entry for `session`, fetched now.
+    fn fresh(&self, session: Option<Arc<SessionRecord>>) -> Entry {
+        Entry {
+            session,
+            fetched: Instant::now(),
+            generation: self.generation(),
+            refreshing: false,
+        }
+    }
+
+    /// Applies `f` to the entry `ticket` was handed out for, if it is still there unchanged.
+    fn redeem(&self, hash: &str, ticket: RefreshTicket, f: impl FnOnce(&mut Entry)) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(e) = entries.get_mut(hash).filter(|e| e.generation == ticket.0) {
+                f(e);
+            }
         }
     }
 
@@ -183,30 +194,13 @@ impl SessionCache {
         ticket: RefreshTicket,
         session: Option<Arc<SessionRecord>>,
     ) {
-        let generation = self.generation();
-        if let Ok(mut entries) = self.entries.lock() {
-            if let Some(e) = entries.get_mut(hash) {
-                if e.generation == ticket.0 {
-                    *e = Entry {
-                        session,
-                        fetched: Instant::now(),
-                        generation,
-                        refreshing: false,
-                    };
-                }
-            }
-        }
+        let entry = self.fresh(session);
+        self.redeem(hash, ticket, |e| *e = entry);
     }
 
     /// A background reload failed: let a later request try again.
     pub fn refresh_failed(&self, hash: &str, ticket: RefreshTicket) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if let Some(e) = entries.get_mut(hash) {
-                if e.generation == ticket.0 {
-                    e.refreshing = false;
-                }
-            }
-        }
+        self.redeem(hash, ticket, |e| e.refreshing = false);
     }
 
     /// Notes in the cached copy that the session (and its impersonation) was used at

@@ -218,7 +218,7 @@ impl Pipeline {
     /// Whether what comes in now would go out unchanged: an uncompressed document whose
     /// rewriter is done.
     fn passes_through(&self) -> bool {
-        matches!(self, Pipeline::Identity(stage) if stage.rewriter.is_none() && stage.seen_any)
+        matches!(self, Pipeline::Identity(stage) if stage.rewriter.is_none())
     }
 
     fn write(&mut self, chunk: &[u8]) -> Result<(), BannerError> {
