@@ -147,7 +147,7 @@ fn audit_export_filters_and_refuses_bad_filters() {
     let start = stack.wait_audit("start", |r| r["kind"] == "impersonation.start");
     let imp = start["impersonation_id"].as_str().unwrap();
     stack.wait_audit("stop", |r| r["kind"] == "impersonation.stop");
-    let (ok, out, _) = stack.actas(&[
+    let (ok, out, err) = stack.actas(&[
         "audit",
         "export",
         "--impersonation",
@@ -155,7 +155,7 @@ fn audit_export_filters_and_refuses_bad_filters() {
         "--format",
         "jsonl",
     ]);
-    assert!(ok);
+    assert!(ok, "audit export failed: {err}");
     let records: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -176,7 +176,7 @@ fn audit_export_filters_and_refuses_bad_filters() {
     for after in &records[stop_at + 1..] {
         assert_eq!(after["path"], "/_actas/impersonate/stop", "{records:?}");
     }
-    let (ok, out, _) = stack.actas(&[
+    let (ok, out, err) = stack.actas(&[
         "audit",
         "export",
         "--subject",
@@ -184,7 +184,7 @@ fn audit_export_filters_and_refuses_bad_filters() {
         "--kind",
         "impersonation.stop",
     ]);
-    assert!(ok);
+    assert!(ok, "audit export failed: {err}");
     assert_eq!(out.lines().count(), 1);
     for (args, expected) in [
         (vec!["audit", "export", "--since", "yesterday"], "RFC 3339"),
