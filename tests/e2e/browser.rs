@@ -109,13 +109,43 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(name), png).unwrap();
 }
 
+/// The page's visible text. A click or a form submission may replace the document between
+/// finding `<body>` and reading it; that read is retried on the new document.
 async fn text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let start = Instant::now();
+    loop {
+        let read = match c.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(t) => return t,
+            Err(e)
+                if (e.is_stale_element_reference() || e.is_no_such_element())
+                    && start.elapsed() < Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("reading the page's text: {e}"),
+        }
+    }
+}
+
+/// Waits until the page's text contains `want` (after a click whose navigation may not
+/// have finished yet) and returns that text.
+async fn wait_text(c: &Client, want: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let t = text(c).await;
+        if t.contains(want) {
+            return t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "expected {want:?} on the page, it shows: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn path(c: &Client, base: &str) -> String {
@@ -314,14 +344,7 @@ async fn walk(d: &Driver, base: &str) {
         .click()
         .await
         .unwrap();
-    let start = Instant::now();
-    while !text(&c).await.contains("Saved public_html/index.html") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the file was saved"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_text(&c, "Saved public_html/index.html").await;
     c.goto(&format!("{base}/activity")).await.unwrap();
     assert!(
         text(&c).await.contains("ada (admin) on behalf of carl"),
@@ -337,7 +360,7 @@ async fn walk(d: &Driver, base: &str) {
         .click()
         .await
         .unwrap();
-    assert!(text(&c).await.contains("Not allowed while impersonating"));
+    wait_text(&c, "Not allowed while impersonating").await;
     assert_banner(&c, "mail denial").await;
 
     // 6. Stop impersonating (keyboard: focus the button, press Enter): back on carl's page.
@@ -384,9 +407,7 @@ async fn walk(d: &Driver, base: &str) {
     .await
     .unwrap();
     wait_path(&c, &base, "/_actas/impersonate").await;
-    assert!(text(&c)
-        .await
-        .contains("You don't have permission to impersonate this user"));
+    wait_text(&c, "You don't have permission to impersonate this user").await;
     shot(&c, "denied.png").await;
     c.close().await.unwrap();
 }
