@@ -159,8 +159,9 @@ pub struct ExportArgs {
     /// Only this subject.
     #[arg(long)]
     pub subject: Option<String>,
-    /// Only this impersonation id.
-    #[arg(long)]
+    /// Only this impersonation id (ids made before 0.1 may begin with `-`; they are taken
+    /// as the value, not as an option).
+    #[arg(long, allow_hyphen_values = true)]
     pub impersonation: Option<String>,
     /// Only this kind.
     #[arg(long)]
@@ -593,5 +594,29 @@ fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impersonation_id_beginning_with_a_hyphen_is_a_value_not_an_option() {
+        let cli = Cli::try_parse_from([
+            "actas",
+            "audit",
+            "export",
+            "--impersonation",
+            "-xAbC_d-e",
+            "--format",
+            "jsonl",
+        ])
+        .expect("the id parses as the option's value");
+        let Command::Audit(AuditCommand::Export(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.impersonation.as_deref(), Some("-xAbC_d-e"));
+        assert_eq!(args.format, "jsonl");
     }
 }

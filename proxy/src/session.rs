@@ -33,11 +33,18 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A shorter random id (128 bits) for records that are not secrets.
+/// A shorter random id (128 bits) for records that are not secrets. It never begins with
+/// `-`, so that ops can paste it after an option or into `grep` without it being read as
+/// an option itself.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+    loop {
+        rand::thread_rng().fill_bytes(&mut bytes);
+        // The first base64url character is the top six bits of the first byte; 62 is `-`.
+        if bytes[0] >> 2 != 62 {
+            return URL_SAFE_NO_PAD.encode(bytes);
+        }
+    }
 }
 
 /// SHA-256 of a token, hex: what the store keeps.
@@ -243,6 +250,16 @@ mod tests {
         assert_ne!(a, random_token());
         assert_eq!(token_hash(&a).len(), 64);
         assert_ne!(token_hash(&a), a);
+    }
+
+    #[test]
+    fn ids_are_128_bits_and_never_begin_with_a_hyphen() {
+        // One id in 64 would begin with `-` if nothing prevented it.
+        for _ in 0..5_000 {
+            let id = random_id();
+            assert!(!id.starts_with('-'), "{id}");
+            assert_eq!(URL_SAFE_NO_PAD.decode(&id).unwrap().len(), 16);
+        }
     }
 
     #[test]
