@@ -64,6 +64,43 @@ def cpu_ticks(pids):
     return total
 
 
+def thread_ticks(pids):
+    """CPU ticks (user + system) of each thread of `pids`, by thread id: (name, ticks)."""
+    out = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    head, rest = f.read().rsplit(")", 1)
+                fields = rest.split()
+                out[tid] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+            except OSError:
+                pass
+    return out
+
+
+def by_role(before, after):
+    """CPU ticks spent between two `thread_ticks` readings, by role: the proxy thread (the
+    Pingora worker that did the most), the audit trail (actas's writer thread and SQLite's
+    worker threads) and everything else."""
+    spent = {tid: (name, t - before.get(tid, (name, 0))[1]) for tid, (name, t) in after.items()}
+    pingora = [(t, tid) for tid, (name, t) in spent.items() if name.startswith("Pingora")]
+    proxy_tid = max(pingora)[1] if pingora else None
+    roles = {"proxy": 0, "audit": 0, "other": 0}
+    for tid, (name, t) in spent.items():
+        if tid == proxy_tid:
+            roles["proxy"] += t
+        elif name.startswith(("actas-audit", "sqlx-sqlite")):
+            roles["audit"] += t
+        else:
+            roles["other"] += t
+    return roles
+
+
 def status_kb(pids, key):
     total = 0
     for pid in pids:
@@ -94,9 +131,11 @@ def wrk(url, headers, pids):
     cmd = ["wrk", "-t1", f"-c{CONC}", f"-d{DURATION}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
-    before = cpu_ticks(pids)
+    before, threads_before = cpu_ticks(pids), thread_ticks(pids)
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=DURATION + 30).stdout
-    used = (cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    used = (cpu_ticks(pids) - before) / tick
+    roles = by_role(threads_before, thread_ticks(pids))
     if not re.search(r"^\s*50%\s+\S+", out, re.M) or not re.search(r"(\d+) requests in", out):
         raise SystemExit(f"wrk against {url} gave no figures:\n{out}")
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -106,6 +145,8 @@ def wrk(url, headers, pids):
         "p50": to_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
         "p99": to_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
         "cpu_per_10k": used / total * 10_000 if total and pids else None,
+        # Microseconds of CPU per request on each role's threads.
+        **{f"us_{role}": t / tick / total * 1e6 if total and pids else None for role, t in roles.items()},
         "errors": int(non2xx.group(1)) if non2xx else 0,
     }
 
@@ -462,6 +503,21 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
     ]
     lines += ["## Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {t} | {m} | {'PASS' if ok else 'MISS'} |" for t, m, ok in targets]
+    lines += ["", "## Where the CPU goes", "",
+              "Microseconds of CPU (user + system, from `/proc/<pid>/task/*/stat`) per request, by",
+              "thread, medians over the repetitions above. *Proxy thread*: Pingora's one worker thread,",
+              "including the kernel's work on its sockets. *Audit trail*: actas's writer thread (hash",
+              "chain) and SQLite's worker threads (the rows, WAL writes and fsync). The load generator",
+              "and the upstream share the same two cores, so CPU spent by the audit trail is CPU the",
+              "proxy thread, wrk and the upstream do not get.", "",
+              "| scenario | body | proxy thread | vs 3 | audit trail | other threads | req/s |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name in ("3. no-op Pingora", "4. actas, signed in", "5. actas, impersonating + banner"):
+        for body in ("page.html", "data.json"):
+            rs = results[(name, body)]
+            px, au, ot = med(rs, "us_proxy"), med(rs, "us_audit"), med(rs, "us_other")
+            base = med(s3[body], "us_proxy")
+            lines.append(f"| {name} | {body} | {px:.1f} µs | {px - base:+.1f} µs | {au:.1f} µs | {ot:.1f} µs | {med(rs, 'rps'):,.0f} |")
     lines += ["", f"Banner alone (`bench-inproc banner`, in process): {banner['micros_per_page']:.1f} µs per 20 KB page"
               " (headers prepared, banner rendered, body streamed through lol_html)."]
     if cg:

@@ -115,6 +115,10 @@ impl Store {
                             .await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // A multi-row INSERT inside a transaction keeps a statement journal;
+                        // on disk it was a new temporary file (create, write, unlink) for
+                        // nearly every audit batch.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                         if durability == Durability::Machine {
                             // The audit writer's one connection keeps the indexes it appends
                             // to in memory instead of re-reading them for every batch.
