@@ -357,3 +357,39 @@ async fn audit_filters_find_exactly_the_matching_records_and_use_their_index() {
         }
     }
 }
+
+#[tokio::test]
+async fn sqlite_connections_are_set_up_for_the_request_path_and_the_audit_writer() {
+    use actas_proxy::store::Durability;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    Store::open(&url, 1).await.unwrap().close().await;
+    // synchronous: 1 = NORMAL (request path), 2 = FULL (audit writer); temp_store 2 = MEMORY.
+    for (durability, synchronous) in [(Durability::Process, 1), (Durability::Machine, 2)] {
+        let store = Store::connect(&url, 1, durability).await.unwrap();
+        let pragma = |name: &'static str| {
+            let pool = store.pool().clone();
+            async move {
+                let row = sqlx::query(&format!("PRAGMA {name}"))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                use sqlx::Row;
+                row.try_get::<String, _>(0)
+                    .or_else(|_| row.try_get::<i64, _>(0).map(|v| v.to_string()))
+                    .unwrap()
+            }
+        };
+        assert_eq!(pragma("journal_mode").await, "wal", "{durability:?}");
+        assert_eq!(
+            pragma("synchronous").await,
+            synchronous.to_string(),
+            "{durability:?}"
+        );
+        assert_eq!(pragma("busy_timeout").await, "5000", "{durability:?}");
+        assert_eq!(pragma("foreign_keys").await, "1", "{durability:?}");
+        // Statement journals of multi-row inserts stay in memory, never in /var/tmp.
+        assert_eq!(pragma("temp_store").await, "2", "{durability:?}");
+        store.close().await;
+    }
+}
