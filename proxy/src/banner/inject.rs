@@ -288,6 +288,11 @@ pub struct Injector {
     // The lock is never contended: one request owns its injector.
     pipeline: Mutex<Pipeline>,
     shared: Arc<Shared>,
+    banner_len: u64,
+    /// Bytes handed back so far.
+    sent: u64,
+    /// The length announced for the document, once [`Injector::fixed_length`] chose one.
+    announced: Option<u64>,
 }
 
 /// How much of the document lol_html parses at a time (see [`Stage::write_html`]): small,
@@ -325,6 +330,7 @@ impl Injector {
             frameset: AtomicBool::new(false),
             out: Mutex::new(Vec::new()),
         });
+        let banner_len = banner.len() as u64;
         let banner = Arc::new(banner);
         let (at_body, at_end) = (banner.clone(), banner);
         let (s_body, s_frame, s_end) = (shared.clone(), shared.clone(), shared.clone());
@@ -385,7 +391,44 @@ impl Injector {
         Ok(Injector {
             pipeline: Mutex::new(pipeline),
             shared,
+            banner_len,
+            sent: 0,
+            announced: None,
         })
+    }
+
+    /// For an uncompressed document of `upstream_len` bytes: the exact length of what this
+    /// injector will hand back, so that the response can keep a `Content-Length` instead of
+    /// being re-framed as chunks (which costs the browser connection an extra write for
+    /// the last chunk). lol_html copies every byte it does not rewrite, and the banner is
+    /// ASCII (the same bytes in every charset the injector accepts), so the document grows
+    /// by exactly the banner; a document that gets no banner (a frameset, XHTML without
+    /// `<body>`) is padded at its end with as many spaces, which HTML and XML both ignore
+    /// there. `None` for a compressed document (its decoded length is unknown) or once
+    /// bytes have gone through.
+    pub fn fixed_length(&mut self, upstream_len: u64) -> Option<u64> {
+        let identity = match self.pipeline.get_mut() {
+            Ok(p) => matches!(p, Pipeline::Identity(_)),
+            Err(_) => false,
+        };
+        if !identity || self.sent > 0 || self.announced.is_some() {
+            return None;
+        }
+        let total = upstream_len.checked_add(self.banner_len)?;
+        self.announced = Some(total);
+        Some(total)
+    }
+
+    /// Counts what goes out, and refuses to go past an announced length (the browser
+    /// would be handed a cut document).
+    fn count(&mut self, out: Bytes) -> Result<Bytes, BannerError> {
+        self.sent += out.len() as u64;
+        match self.announced {
+            Some(total) if self.sent > total => Err(BannerError::Rewrite(format!(
+                "the document grew past the {total} bytes announced"
+            ))),
+            _ => Ok(out),
+        }
     }
 
     fn run(
@@ -402,7 +445,8 @@ impl Injector {
 
     /// Feeds one upstream chunk; returns what can be sent on now.
     pub fn write(&mut self, chunk: &[u8]) -> Result<Bytes, BannerError> {
-        self.run(|p| p.write(chunk))
+        let out = self.run(|p| p.write(chunk))?;
+        self.count(out)
     }
 
     /// [`Injector::write`] for a chunk the caller owns: once the banner is in (or the
@@ -414,14 +458,29 @@ impl Injector {
             Err(poisoned) => poisoned.into_inner().passes_through(),
         };
         if untouched {
-            return Ok(chunk.clone());
+            return self.count(chunk.clone());
         }
         self.write(chunk)
     }
 
-    /// Ends the stream; returns the last bytes to send.
+    /// Ends the stream; returns the last bytes to send (with the padding that makes up an
+    /// announced length).
     pub fn finish(&mut self) -> Result<Bytes, BannerError> {
-        self.run(Pipeline::finish)
+        let tail = self.run(Pipeline::finish)?;
+        let tail = self.count(tail)?;
+        match self.announced {
+            Some(total) if self.sent < total => {
+                let pad = usize::try_from(total - self.sent).map_err(|_| {
+                    BannerError::Rewrite("the document ended far short of its length".into())
+                })?;
+                self.sent = total;
+                let mut out = Vec::with_capacity(tail.len() + pad);
+                out.extend_from_slice(&tail);
+                out.resize(tail.len() + pad, b' ');
+                Ok(Bytes::from(out))
+            }
+            _ => Ok(tail),
+        }
     }
 
     /// Whether the banner went in.

@@ -474,3 +474,140 @@ fn chunks_before_the_body_tag_are_still_rewritten() {
     assert!(banner_at > body_at, "the banner goes inside <body>");
     assert!(text.starts_with(&head));
 }
+
+/// Streams `doc` after announcing its length: (output, announced length, injected).
+fn run_fixed(doc: &[u8], h: &HeaderMap, xhtml: bool, chunk: usize) -> (Vec<u8>, u64, bool) {
+    let cs = inject::charset(h).unwrap();
+    let mut inj = Injector::new(banner(), ContentEncoding::Identity, cs, xhtml).unwrap();
+    let total = inj
+        .fixed_length(doc.len() as u64)
+        .expect("an uncompressed document has a length");
+    let mut out = Vec::new();
+    for c in doc.chunks(chunk.max(1)) {
+        out.extend_from_slice(&inj.write_shared(&Bytes::copy_from_slice(c)).unwrap());
+    }
+    out.extend_from_slice(&inj.finish().unwrap());
+    (out, total, inj.injected())
+}
+
+/// What a document without a banner must come out as: itself, padded with spaces.
+fn padded(doc: &[u8]) -> Vec<u8> {
+    let mut want = doc.to_vec();
+    want.resize(doc.len() + banner().len(), b' ');
+    want
+}
+
+#[test]
+fn an_uncompressed_document_comes_out_at_exactly_the_announced_length() {
+    let latin1 = {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("text/html; charset=windows-1252"),
+        );
+        h
+    };
+    let mut huge_tag = b"<html><head><meta content=\"".to_vec();
+    huge_tag.extend(std::iter::repeat_n(b'a', 3 << 20));
+    huge_tag.extend_from_slice(b"\"></head><body>x</body></html>");
+    let plain = HeaderMap::new();
+    let cases: Vec<(&str, Vec<u8>, &HeaderMap, bool, bool)> = vec![
+        (
+            "body",
+            b"<html><head></head><body><p>x</p></body></html>".to_vec(),
+            &plain,
+            false,
+            true,
+        ),
+        (
+            "no body tag",
+            b"<p>only a fragment</p>".to_vec(),
+            &plain,
+            false,
+            true,
+        ),
+        (
+            "windows-1252",
+            b"<html><head><meta charset=\"windows-1252\"></head><body>caf\xe9</body></html>"
+                .to_vec(),
+            &latin1,
+            false,
+            true,
+        ),
+        (
+            "frameset",
+            b"<html><frameset><frame src=\"a\"></frameset></html>".to_vec(),
+            &plain,
+            false,
+            false,
+        ),
+        (
+            "xhtml without body",
+            b"<html xmlns=\"http://www.w3.org/1999/xhtml\"><head/></html>".to_vec(),
+            &plain,
+            true,
+            false,
+        ),
+        (
+            "a tag past lol_html's memory cap",
+            huge_tag,
+            &plain,
+            false,
+            false,
+        ),
+    ];
+    for (label, doc, h, xhtml, gets_banner) in cases {
+        for chunk in [1, 7, 512, 64 * 1024, doc.len()] {
+            if chunk == 1 && doc.len() > 4096 {
+                continue;
+            }
+            let (out, total, injected) = run_fixed(&doc, h, xhtml, chunk);
+            assert_eq!(total, (doc.len() + banner().len()) as u64, "{label}");
+            assert_eq!(out.len() as u64, total, "{label}, chunks of {chunk}");
+            assert_eq!(injected, gets_banner, "{label}");
+            if injected {
+                assert_eq!(strip(&out, &banner()), doc, "{label}, chunks of {chunk}");
+            } else {
+                assert!(out == padded(&doc), "{label}: the document, then spaces");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_compressed_document_or_one_already_started_has_no_fixed_length() {
+    let mut gz = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
+    assert_eq!(gz.fixed_length(100), None);
+    let mut started = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+    started.write(b"<html><body>x").unwrap();
+    assert_eq!(started.fixed_length(100), None);
+    let mut once = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+    assert!(once.fixed_length(100).is_some());
+    assert_eq!(once.fixed_length(100), None, "announced once");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn any_document_comes_out_at_exactly_the_announced_length(doc in html_ish(), chunk in 1usize..40) {
+        let (out, total, injected) = run_fixed(doc.as_bytes(), &HeaderMap::new(), false, chunk);
+        prop_assert_eq!(out.len() as u64, total);
+        if injected {
+            prop_assert_eq!(strip(&out, &banner()), doc.as_bytes());
+        } else {
+            prop_assert_eq!(out, padded(doc.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn any_bytes_come_out_at_exactly_the_announced_length(doc in prop::collection::vec(any::<u8>(), 0..600), chunk in 1usize..64) {
+        let (out, total, injected) = run_fixed(&doc, &HeaderMap::new(), false, chunk);
+        prop_assert_eq!(out.len() as u64, total);
+        if injected {
+            prop_assert_eq!(strip(&out, &banner()), doc);
+        } else {
+            prop_assert_eq!(out, padded(&doc));
+        }
+    }
+}
