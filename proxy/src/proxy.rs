@@ -419,7 +419,14 @@ impl ProxyHttp for Actas {
                 .filter(|&n| n > 0),
             _ => None,
         };
-        let mut headers: HeaderMap = response.headers.clone();
+        // Only the headers the banner reads or changes: copying and comparing all of them
+        // cost more than the rest of preparing the banner.
+        let mut headers = HeaderMap::with_capacity(crate::banner::PREPARED_HEADERS.len());
+        for name in &crate::banner::PREPARED_HEADERS {
+            for v in response.headers.get_all(name) {
+                headers.append(name.clone(), v.clone());
+            }
+        }
         let accept = req
             .headers
             .get(http::header::ACCEPT_ENCODING)
@@ -427,7 +434,7 @@ impl ProxyHttp for Actas {
         let origin = format!("{}://{}", ctx.client.proto, ctx.host);
         match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, accept, &origin) {
             Ok(mut injector) => {
-                sync_headers(response, &headers)?;
+                sync_headers(response, &headers, &crate::banner::PREPARED_HEADERS)?;
                 let fixed = upstream_len.and_then(|n| injector.fixed_length(n));
                 if let Some(total) = fixed {
                     response.insert_header(http::header::CONTENT_LENGTH, total)?;
@@ -586,22 +593,21 @@ fn clip_at(s: &str, max_chars: usize) -> usize {
     s.char_indices().nth(max_chars).map_or(s.len(), |(i, _)| i)
 }
 
-/// Makes `response`'s headers equal to `wanted`, through Pingora's own setters so its
-/// record of header-name case stays consistent.
-fn sync_headers(response: &mut ResponseHeader, wanted: &HeaderMap) -> Result<()> {
-    let names: Vec<http::HeaderName> = response.headers.keys().cloned().collect();
+/// Makes `response`'s headers named in `names` equal to `wanted`'s, through Pingora's own
+/// setters so its record of header-name case stays consistent.
+fn sync_headers(
+    response: &mut ResponseHeader,
+    wanted: &HeaderMap,
+    names: &[http::HeaderName],
+) -> Result<()> {
     for name in names {
-        let old: Vec<_> = response.headers.get_all(&name).iter().cloned().collect();
-        let new: Vec<_> = wanted.get_all(&name).iter().cloned().collect();
-        if old != new {
-            response.remove_header(&name);
-            for v in new {
-                response.append_header(name.clone(), v)?;
-            }
-        }
-    }
-    for name in wanted.keys() {
-        if !response.headers.contains_key(name) {
+        let unchanged = response
+            .headers
+            .get_all(name)
+            .iter()
+            .eq(wanted.get_all(name).iter());
+        if !unchanged {
+            response.remove_header(name);
             for v in wanted.get_all(name) {
                 response.append_header(name.clone(), v.clone())?;
             }

@@ -178,6 +178,19 @@ pub fn should_inject(
     }
 }
 
+/// Every response header [`prepare`] reads or changes. The proxy hands it only these and
+/// leaves the rest of the response's headers alone.
+pub static PREPARED_HEADERS: [http::HeaderName; 8] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_LENGTH,
+    http::header::CONTENT_ENCODING,
+    http::header::ETAG,
+    http::HeaderName::from_static("content-md5"),
+    http::header::VARY,
+    http::header::CONTENT_SECURITY_POLICY,
+    http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+];
+
 /// Adjusts the response headers for a document that will get the banner and returns the
 /// injector to stream its body through. `origin` is `scheme://host[:port]` as the browser
 /// sees it (for the CSP `form-action` source). An `Err` means: pass the response through
@@ -196,7 +209,7 @@ pub fn prepare(
     resp.remove(http::header::CONTENT_LENGTH);
     resp.remove(http::header::CONTENT_ENCODING);
     resp.remove(http::header::ETAG);
-    resp.remove("content-md5");
+    resp.remove(&PREPARED_HEADERS[4]);
     if let Some(v) = resp.get(http::header::VARY).and_then(|v| v.to_str().ok()) {
         if !v.to_ascii_lowercase().contains("accept-encoding") && !v.contains('*') {
             let nv = format!("{v}, Accept-Encoding");

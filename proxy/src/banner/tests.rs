@@ -345,6 +345,63 @@ fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
 }
 
 #[test]
+fn prepare_reads_and_changes_only_the_headers_it_declares() {
+    let mut full = resp("text/html; charset=utf-8");
+    for (k, v) in [
+        ("content-length", "100"),
+        ("content-encoding", "gzip"),
+        ("etag", "\"abc\""),
+        ("content-md5", "Q2hlY2sgSW50ZWdyaXR5IQ=="),
+        ("vary", "Cookie"),
+        (
+            "content-security-policy",
+            "default-src 'self'; form-action 'none'",
+        ),
+        ("content-security-policy-report-only", "style-src 'none'"),
+        ("set-cookie", "a=1"),
+        ("cache-control", "no-store"),
+        ("content-language", "en"),
+        ("x-frame-options", "DENY"),
+        ("link", "</s.css>; rel=preload"),
+        ("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    ] {
+        full.append(
+            http::HeaderName::from_static(k),
+            HeaderValue::from_static(v),
+        );
+    }
+    // Every other header, by name (a map's iteration order may change with removals).
+    let rest = |h: &HeaderMap| {
+        let mut v: Vec<(String, HeaderValue)> = h
+            .iter()
+            .filter(|(k, _)| !PREPARED_HEADERS.contains(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let others = rest(&full);
+    let mut subset = HeaderMap::new();
+    for name in &PREPARED_HEADERS {
+        for v in full.get_all(name) {
+            subset.append(name.clone(), v.clone());
+        }
+    }
+    prepare(&info(), &mut full, None, "https://p").unwrap();
+    prepare(&info(), &mut subset, None, "https://p").unwrap();
+    for name in &PREPARED_HEADERS {
+        let a: Vec<_> = full.get_all(name).iter().collect();
+        let b: Vec<_> = subset.get_all(name).iter().collect();
+        assert_eq!(
+            a, b,
+            "{name}: prepare on the declared headers alone gives the same"
+        );
+    }
+    assert_eq!(rest(&full), others, "every other header is left as it was");
+    assert_eq!(subset.len(), full.len() - others.len());
+}
+
+#[test]
 fn a_large_page_streams_with_bounded_output_per_chunk() {
     // 20 MB in 64 KiB chunks: every chunk comes back at once (nothing held back past the
     // banner), and the total is the input plus the banner.
