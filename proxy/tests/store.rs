@@ -247,6 +247,19 @@ async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
             1,
             "all or nothing"
         );
+        // The same for a batch of several statements (one transaction), refused in its
+        // last statement; the store takes the next batch as if nothing happened.
+        let mut big: Vec<_> = (2..=150).map(|seq| record("b", seq, GENESIS)).collect();
+        big.push(record("b", 1, GENESIS));
+        assert!(store.insert_audit(&big).await.is_err());
+        assert_eq!(store.audit_chain("b", 0, 500).await.unwrap().len(), 1);
+        big.pop();
+        store.insert_audit(&big).await.unwrap();
+        store
+            .insert_audit(&[record("b", 151, GENESIS)])
+            .await
+            .unwrap();
+        assert_eq!(store.audit_chain("b", 0, 500).await.unwrap().len(), 151);
         let f = AuditFilter {
             instance: Some("a".into()),
             ..AuditFilter::default()

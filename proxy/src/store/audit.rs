@@ -107,6 +107,39 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
+/// Binds `records`' columns, row after row, to an INSERT made by [`insert_sql`].
+fn insert_rows<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    records: &'q [Record],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for r in records {
+        q = q
+            .bind(&r.id)
+            .bind(&r.instance)
+            .bind(r.seq)
+            .bind(r.ts)
+            .bind(&r.kind)
+            .bind(&r.actor)
+            .bind(&r.subject)
+            .bind(&r.session_id)
+            .bind(&r.impersonation_id)
+            .bind(&r.request_id)
+            .bind(&r.method)
+            .bind(&r.host)
+            .bind(&r.path)
+            .bind(r.status)
+            .bind(r.bytes_out)
+            .bind(r.duration_ms)
+            .bind(&r.client_ip)
+            .bind(&r.user_agent)
+            .bind(&r.decision)
+            .bind(&r.reason)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    q
+}
+
 /// The query [`Store::audit_records`] runs and the filter values it binds after `since`
 /// and `until` (then come `limit` and `offset`). Only the filters given become conditions,
 /// so the database can use the index for each: `(actor = $1 OR $1 = '')` would hide it and
@@ -142,38 +175,24 @@ pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, V
 }
 
 impl Store {
-    /// Writes `records` in one transaction: all or none.
+    /// Writes `records` all or none: a batch that fits one statement is that one statement
+    /// (atomic by itself), a larger one is a transaction. A lone statement also spares
+    /// SQLite the statement journal it keeps for every multi-row statement inside a
+    /// transaction, and the store two round trips (`BEGIN`, `COMMIT`).
     pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
+        if records.len() <= ROWS_PER_STATEMENT {
+            let sql = insert_sql(self.backend(), records.len());
+            insert_rows(sqlx::query(&sql), records)
+                .execute(self.pool())
+                .await?;
+            return Ok(());
+        }
         let mut tx = self.pool().begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_sql(self.backend(), chunk.len());
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(&r.id)
-                    .bind(&r.instance)
-                    .bind(r.seq)
-                    .bind(r.ts)
-                    .bind(&r.kind)
-                    .bind(&r.actor)
-                    .bind(&r.subject)
-                    .bind(&r.session_id)
-                    .bind(&r.impersonation_id)
-                    .bind(&r.request_id)
-                    .bind(&r.method)
-                    .bind(&r.host)
-                    .bind(&r.path)
-                    .bind(r.status)
-                    .bind(r.bytes_out)
-                    .bind(r.duration_ms)
-                    .bind(&r.client_ip)
-                    .bind(&r.user_agent)
-                    .bind(&r.decision)
-                    .bind(&r.reason)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
-            }
-            q.execute(&mut *tx).await?;
+            insert_rows(sqlx::query(&sql), chunk)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
