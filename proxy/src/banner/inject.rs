@@ -137,6 +137,8 @@ struct Stage {
     rewriter: Option<HtmlRewriter<'static, Sink>>,
     shared: Arc<Shared>,
     seen_any: bool,
+    /// How much lol_html parses next: [`FIRST_SLICE`], doubling up to [`PARSE_SLICE`].
+    slice: usize,
 }
 
 impl Stage {
@@ -160,8 +162,9 @@ impl Stage {
             };
             // lol_html reads the document a slice at a time, so that once the banner is in,
             // the rest of a large chunk is copied without being parsed.
-            let (now, later) = rest.split_at(rest.len().min(PARSE_SLICE));
+            let (now, later) = rest.split_at(rest.len().min(self.slice));
             rest = later;
+            self.slice = (self.slice * 2).min(PARSE_SLICE);
             if let Err(e) = r.write(now) {
                 // Past its memory cap lol_html has flushed its input untouched: go on
                 // copying. Any other failure would lose bytes, so it is an error.
@@ -296,8 +299,12 @@ pub struct Injector {
 }
 
 /// How much of the document lol_html parses at a time (see [`Stage::write_html`]): small,
-/// because `<body>` usually comes early and everything parsed after it is wasted work.
+/// because everything parsed after `<body>` is wasted work.
 const PARSE_SLICE: usize = 512;
+
+/// The first slice: a short `<head>` (a body tag within the first 128 bytes) costs a
+/// quarter of a full slice; longer ones grow to [`PARSE_SLICE`] in two more steps.
+const FIRST_SLICE: usize = 128;
 
 /// The selectors the injector watches for, parsed once rather than for every document.
 static BODY: std::sync::LazyLock<Selector> =
@@ -376,6 +383,7 @@ impl Injector {
             rewriter: Some(HtmlRewriter::new(settings, sink)),
             shared: shared.clone(),
             seen_any: false,
+            slice: FIRST_SLICE,
         };
         let pipeline = match encoding {
             ContentEncoding::Identity => Pipeline::Identity(stage),
