@@ -159,8 +159,8 @@ pub struct ExportArgs {
     /// Only this subject.
     #[arg(long)]
     pub subject: Option<String>,
-    /// Only this impersonation id (ids made before 0.1 may begin with `-`; they are taken
-    /// as the value, not as an option).
+    /// Only this impersonation id (ids made by earlier versions may begin with `-`; they are
+    /// taken as the value, not as an option).
     #[arg(long, allow_hyphen_values = true)]
     pub impersonation: Option<String>,
     /// Only this kind.

@@ -402,23 +402,6 @@ impl ProxyHttp for Actas {
         ) {
             return Ok(());
         }
-        // The upstream's length, when it gave exactly one (a body of 0 bytes gets no body
-        // filter call, so it could never be made up to a longer announced length).
-        let mut lengths = response
-            .headers
-            .get_all(http::header::CONTENT_LENGTH)
-            .iter();
-        let chunked = response
-            .headers
-            .contains_key(http::header::TRANSFER_ENCODING);
-        let upstream_len = match (lengths.next(), lengths.next()) {
-            (Some(v), None) if !chunked => v
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|&n| n > 0),
-            _ => None,
-        };
         // Only the headers the banner reads or changes: copying and comparing all of them
         // cost more than the rest of preparing the banner.
         let mut headers = HeaderMap::with_capacity(crate::banner::PREPARED_HEADERS.len());
@@ -433,15 +416,13 @@ impl ProxyHttp for Actas {
             .and_then(|v| v.to_str().ok());
         let origin = format!("{}://{}", ctx.client.proto, ctx.host);
         match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, accept, &origin) {
-            Ok(mut injector) => {
+            Ok(injector) => {
                 sync_headers(response, &headers, &crate::banner::PREPARED_HEADERS)?;
-                let fixed = upstream_len.and_then(|n| injector.fixed_length(n));
-                if let Some(total) = fixed {
-                    response.insert_header(http::header::CONTENT_LENGTH, total)?;
-                } else if !response
-                    .headers
-                    .contains_key(http::header::TRANSFER_ENCODING)
-                {
+                let framed = response.headers.contains_key(http::header::CONTENT_LENGTH)
+                    || response
+                        .headers
+                        .contains_key(http::header::TRANSFER_ENCODING);
+                if !framed {
                     // Without Content-Length an HTTP/1.1 body would be ended by closing the
                     // connection: chunk it instead so the browser keeps the connection.
                     response.set_version(http::Version::HTTP_11);

@@ -332,12 +332,21 @@ mod tests {
         std::thread::sleep(ttl / 2 + Duration::from_millis(5));
     }
 
+    const TTL: Duration = Duration::from_millis(400);
+
+    /// Caches `session` under "h", lets it age until a refresh falls due, and takes the
+    /// ticket for it.
+    fn due(cache: &SessionCache, session: Option<Arc<SessionRecord>>) -> RefreshTicket {
+        cache.put("h", session);
+        age_past_half(TTL);
+        cache.get("h").and_then(|(_, t)| t).expect("due")
+    }
+
     #[test]
     fn an_ageing_answer_hands_out_exactly_one_refresh_ticket() {
-        let ttl = Duration::from_millis(400);
-        let cache = SessionCache::new(ttl);
+        let cache = SessionCache::new(TTL);
         cache.put("h", Some(record(1)));
-        age_past_half(ttl);
+        age_past_half(TTL);
         let (first, ticket) = cache.get("h").expect("still served while the refresh runs");
         assert_eq!(first.map(|s| s.last_seen_at), Some(1));
         let ticket = ticket.expect("the first request past half the lifetime refreshes");
@@ -353,19 +362,14 @@ mod tests {
 
     #[test]
     fn a_refresh_never_brings_back_a_session_forgotten_meanwhile() {
-        let ttl = Duration::from_millis(400);
-        let cache = SessionCache::new(ttl);
-        cache.put("h", Some(record(1)));
-        age_past_half(ttl);
-        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        let cache = SessionCache::new(TTL);
+        let ticket = due(&cache, Some(record(1)));
         // Signed out on this instance while the reload read the old row.
         cache.forget("h");
         cache.refreshed("h", ticket, Some(record(1)));
         assert!(cache.get("h").is_none());
         // Replaced by a newer answer meanwhile: the stale reload does not overwrite it.
-        cache.put("h", Some(record(1)));
-        age_past_half(ttl);
-        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        let ticket = due(&cache, Some(record(1)));
         cache.put("h", None);
         cache.refreshed("h", ticket, Some(record(1)));
         assert!(matches!(cache.get("h"), Some((None, _))));
@@ -373,11 +377,8 @@ mod tests {
 
     #[test]
     fn a_failed_refresh_lets_the_next_request_try_again() {
-        let ttl = Duration::from_millis(400);
-        let cache = SessionCache::new(ttl);
-        cache.put("h", Some(record(1)));
-        age_past_half(ttl);
-        let ticket = cache.get("h").and_then(|(_, t)| t).expect("due");
+        let cache = SessionCache::new(TTL);
+        let ticket = due(&cache, Some(record(1)));
         cache.refresh_failed("h", ticket);
         assert!(cache.get("h").is_some_and(|(_, t)| t.is_some()));
     }

@@ -213,16 +213,24 @@ fn record(instance: &str, seq: i64, prev: &str) -> Record {
     r
 }
 
+/// Records 1..=`n` of `instance`'s chain, each changed by `vary` before it is hashed.
+fn chain(instance: &str, n: i64, vary: impl Fn(&mut Record)) -> Vec<Record> {
+    let mut prev = GENESIS.to_owned();
+    (1..=n)
+        .map(|seq| {
+            let mut r = record(instance, seq, &prev);
+            vary(&mut r);
+            r.hash = compute_hash(&r);
+            prev = r.hash.clone();
+            r
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
     for (store, _dir) in backends("aud").await {
-        let mut prev = GENESIS.to_owned();
-        let mut batch = Vec::new();
-        for seq in 1..=1200 {
-            let r = record("a", seq, &prev);
-            prev = r.hash.clone();
-            batch.push(r);
-        }
+        let batch = chain("a", 1200, |_| {});
         store.insert_audit(&batch).await.unwrap();
         store
             .insert_audit(&[record("b", 1, GENESIS)])
@@ -274,17 +282,11 @@ async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
 #[tokio::test]
 async fn audit_filters_find_exactly_the_matching_records_and_use_their_index() {
     for (store, _dir) in backends("audf").await {
-        let mut prev = GENESIS.to_owned();
-        let mut batch = Vec::new();
-        for seq in 1..=30 {
-            let mut r = record("f", seq, &prev);
-            r.actor = Some(if seq % 3 == 0 { "ada" } else { "rita" }.into());
-            r.subject = Some(if seq % 5 == 0 { "carl" } else { "cora" }.into());
-            r.impersonation_id = (seq % 10 == 0).then(|| "imp-1".to_owned());
-            r.hash = compute_hash(&r);
-            prev = r.hash.clone();
-            batch.push(r);
-        }
+        let batch = chain("f", 30, |r| {
+            r.actor = Some(if r.seq % 3 == 0 { "ada" } else { "rita" }.into());
+            r.subject = Some(if r.seq % 5 == 0 { "carl" } else { "cora" }.into());
+            r.impersonation_id = (r.seq % 10 == 0).then(|| "imp-1".to_owned());
+        });
         store.insert_audit(&batch).await.unwrap();
         let count = |f: AuditFilter| {
             let store = store.clone();

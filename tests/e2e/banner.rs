@@ -78,6 +78,16 @@ fn the_banner_sits_right_after_body_opens() {
     );
 }
 
+/// The response's `Content-Length` is exactly what it carried.
+fn assert_announces_its_length(page: &Reply) {
+    assert_eq!(
+        page.header("content-length").as_deref(),
+        Some(page.bytes.len().to_string().as_str()),
+        "{:?}",
+        page.headers
+    );
+}
+
 #[test]
 fn a_page_with_the_banner_keeps_an_exact_content_length_and_the_connection_open() {
     let doc = b"<!doctype html><html><body><p>page</p></body></html>".to_vec();
@@ -87,12 +97,7 @@ fn a_page_with_the_banner_keeps_an_exact_content_length_and_the_connection_open(
     assert!(page.body.contains(MARK));
     // The upstream said how long the page is, and the banner's length is known: the
     // response keeps a Content-Length (no chunk framing, no extra write for a last chunk).
-    assert_eq!(
-        page.header("content-length").as_deref(),
-        Some(page.bytes.len().to_string().as_str()),
-        "{:?}",
-        page.headers
-    );
+    assert_announces_its_length(&page);
     assert!(page.bytes.len() > doc.len());
     assert!(page.header("transfer-encoding").is_none());
     assert_ne!(page.header("connection").as_deref(), Some("close"));
@@ -114,10 +119,7 @@ fn a_frameset_gets_no_banner_and_keeps_its_announced_length() {
     assert!(!page.body.contains(MARK));
     assert!(page.bytes.starts_with(&doc));
     assert!(page.bytes[doc.len()..].iter().all(|b| *b == b' '));
-    assert_eq!(
-        page.header("content-length").as_deref(),
-        Some(page.bytes.len().to_string().as_str())
-    );
+    assert_announces_its_length(&page);
     assert_eq!(
         ada.get("/").unwrap().bytes,
         page.bytes,

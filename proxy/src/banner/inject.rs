@@ -415,10 +415,7 @@ impl Injector {
     /// there. `None` for a compressed document (its decoded length is unknown) or once
     /// bytes have gone through.
     pub fn fixed_length(&mut self, upstream_len: u64) -> Option<u64> {
-        let identity = match self.pipeline.get_mut() {
-            Ok(p) => matches!(p, Pipeline::Identity(_)),
-            Err(_) => false,
-        };
+        let identity = matches!(self.pipeline(), Pipeline::Identity(_));
         if !identity || self.sent > 0 || self.announced.is_some() {
             return None;
         }
@@ -439,14 +436,18 @@ impl Injector {
         }
     }
 
+    /// The pipeline (its lock only makes the injector `Sync`, so a poisoned one is as good).
+    fn pipeline(&mut self) -> &mut Pipeline {
+        self.pipeline
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn run(
         &mut self,
         f: impl FnOnce(&mut Pipeline) -> Result<(), BannerError>,
     ) -> Result<Bytes, BannerError> {
-        let result = match self.pipeline.get_mut() {
-            Ok(p) => f(p),
-            Err(poisoned) => f(poisoned.into_inner()),
-        };
+        let result = f(self.pipeline());
         let out = Bytes::from(self.shared.take());
         result.map(|()| out)
     }
@@ -461,11 +462,7 @@ impl Injector {
     /// document was found unable to take one) an uncompressed chunk is handed back as it
     /// is, without being copied.
     pub fn write_shared(&mut self, chunk: &Bytes) -> Result<Bytes, BannerError> {
-        let untouched = match self.pipeline.get_mut() {
-            Ok(p) => p.passes_through(),
-            Err(poisoned) => poisoned.into_inner().passes_through(),
-        };
-        if untouched {
+        if self.pipeline().passes_through() {
             return self.count(chunk.clone());
         }
         self.write(chunk)

@@ -178,23 +178,48 @@ pub fn should_inject(
     }
 }
 
+const CONTENT_MD5: http::HeaderName = http::HeaderName::from_static("content-md5");
+
 /// Every response header [`prepare`] reads or changes. The proxy hands it only these and
 /// leaves the rest of the response's headers alone.
-pub static PREPARED_HEADERS: [http::HeaderName; 8] = [
+pub static PREPARED_HEADERS: [http::HeaderName; 9] = [
     http::header::CONTENT_TYPE,
     http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
     http::header::CONTENT_ENCODING,
     http::header::ETAG,
-    http::HeaderName::from_static("content-md5"),
+    CONTENT_MD5,
     http::header::VARY,
     http::header::CONTENT_SECURITY_POLICY,
     http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
 ];
 
+/// The upstream's body length, when it gave exactly one and did not chunk the body. An
+/// empty body is left out: it never reaches the injector, so it could not be made up to a
+/// longer announced length.
+fn upstream_length(resp: &HeaderMap) -> Option<u64> {
+    if resp.contains_key(http::header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let mut lengths = resp.get_all(http::header::CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0),
+        _ => None,
+    }
+}
+
 /// Adjusts the response headers for a document that will get the banner and returns the
 /// injector to stream its body through. `origin` is `scheme://host[:port]` as the browser
 /// sees it (for the CSP `form-action` source). An `Err` means: pass the response through
 /// untouched (an encoding or charset the banner cannot be written into).
+///
+/// The body's framing: an uncompressed body whose length the upstream gave keeps a
+/// `Content-Length`, the page's plus the banner's ([`Injector::fixed_length`]); any other
+/// is left without one, for the caller to send in chunks.
 pub fn prepare(
     info: &BannerInfo,
     resp: &mut HeaderMap,
@@ -204,12 +229,16 @@ pub fn prepare(
     let encoding = inject::ContentEncoding::from_headers(resp)?;
     let charset = inject::charset(resp)?;
     let xhtml = media_type(resp).as_deref() == Some("application/xhtml+xml");
-    let injector = Injector::new(render(info), encoding, charset, xhtml)?;
-    // The body is re-framed and, if it was compressed, sent decoded.
+    let mut injector = Injector::new(render(info), encoding, charset, xhtml)?;
+    // The body changes length and, if it was compressed, is sent decoded.
+    let announced = upstream_length(resp).and_then(|n| injector.fixed_length(n));
     resp.remove(http::header::CONTENT_LENGTH);
+    if let Some(total) = announced {
+        resp.insert(http::header::CONTENT_LENGTH, total.into());
+    }
     resp.remove(http::header::CONTENT_ENCODING);
     resp.remove(http::header::ETAG);
-    resp.remove(&PREPARED_HEADERS[4]);
+    resp.remove(CONTENT_MD5);
     if let Some(v) = resp.get(http::header::VARY).and_then(|v| v.to_str().ok()) {
         if !v.to_ascii_lowercase().contains("accept-encoding") && !v.contains('*') {
             let nv = format!("{v}, Accept-Encoding");

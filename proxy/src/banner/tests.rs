@@ -345,6 +345,26 @@ fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
 }
 
 #[test]
+fn prepare_announces_the_length_of_an_uncompressed_page_it_was_given() {
+    let mut h = resp("text/html");
+    h.insert("content-length", HeaderValue::from_static("100"));
+    prepare(&info(), &mut h, None, "https://p").unwrap();
+    let want = (100 + banner().len()).to_string();
+    assert_eq!(h.get("content-length").unwrap(), want.as_str());
+    // A chunked upstream body, or an empty one, gets no length to keep.
+    for (k, v) in [("transfer-encoding", "chunked"), ("content-length", "0")] {
+        let mut h = resp("text/html");
+        h.insert("content-length", HeaderValue::from_static("100"));
+        h.insert(
+            http::HeaderName::from_static(k),
+            HeaderValue::from_static(v),
+        );
+        prepare(&info(), &mut h, None, "https://p").unwrap();
+        assert!(h.get("content-length").is_none(), "{k}: {v}");
+    }
+}
+
+#[test]
 fn prepare_reads_and_changes_only_the_headers_it_declares() {
     let mut full = resp("text/html; charset=utf-8");
     for (k, v) in [
