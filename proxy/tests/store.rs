@@ -408,3 +408,112 @@ async fn sqlite_connections_are_set_up_for_the_request_path_and_the_audit_writer
         store.close().await;
     }
 }
+
+/// The names of the indexes the database keeps for the `audit` table.
+async fn audit_indexes(store: &Store) -> Vec<String> {
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT name FROM pragma_index_list('audit') ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT indexname::text AS name FROM pg_indexes WHERE tablename = 'audit' AND schemaname = current_schema() ORDER BY indexname"
+        }
+    };
+    sqlx::query(sql)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_intact() {
+    use actas_proxy::store::Durability;
+    use std::borrow::Cow;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        format!("sqlite://{}", dir.path().join("m.db").display()),
+        postgres_schema("mig").await,
+    ];
+    for url in urls {
+        // A store as the first release left it: only migration 1 applied, records written.
+        let old = Store::connect(&url, 1, Durability::Process).await.unwrap();
+        let mut first = sqlx::migrate!("./migrations");
+        first.migrations = Cow::Owned(
+            first
+                .migrations
+                .iter()
+                .filter(|m| m.version == 1)
+                .cloned()
+                .collect(),
+        );
+        first.run(old.pool()).await.unwrap();
+        assert_eq!(
+            audit_indexes(&old).await.len(),
+            6,
+            "{url}: id, (instance, seq) and four"
+        );
+        let a = chain("a", 150, |r| {
+            r.impersonation_id = (r.seq % 2 == 0).then(|| "imp-2".to_owned());
+        });
+        let b = chain("b", 3, |r| r.reason = Some("a 'quoted' reason".into()));
+        old.insert_audit(&a).await.unwrap();
+        old.insert_audit(&b).await.unwrap();
+        old.close().await;
+
+        let store = Store::open(&url, 2).await.unwrap();
+        assert_eq!(store.audit_chain("a", 0, 500).await.unwrap(), a, "{url}");
+        assert_eq!(store.audit_chain("b", 0, 500).await.unwrap(), b, "{url}");
+        for (instance, records) in [("a", &a), ("b", &b)] {
+            let mut v = Verifier::new(instance);
+            for r in records {
+                v.check(r).unwrap();
+            }
+        }
+        // The record id has no index of its own any more; the chain key and the four
+        // filter indexes are kept, under their old names.
+        let indexes = audit_indexes(&store).await;
+        assert_eq!(indexes.len(), 5, "{url}: {indexes:?}");
+        for name in [
+            "audit_actor",
+            "audit_impersonation",
+            "audit_subject",
+            "audit_ts",
+        ] {
+            assert!(indexes.iter().any(|i| i == name), "{url}: {indexes:?}");
+        }
+        let by_imp = store
+            .audit_records(
+                &AuditFilter {
+                    impersonation_id: Some("imp-2".into()),
+                    ..AuditFilter::default()
+                },
+                false,
+                0,
+                500,
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_imp.len(), 75, "{url}");
+        // The chain key still refuses a second record at the same place, and the chain
+        // goes on where it was.
+        assert!(store
+            .insert_audit(&[record("a", 150, GENESIS)])
+            .await
+            .is_err());
+        let next = record("a", 151, &a[149].hash);
+        store.insert_audit(&[next.clone()]).await.unwrap();
+        assert_eq!(
+            store.audit_chain_head("a").await.unwrap(),
+            Some((151, next.hash))
+        );
+        let leftover = sqlx::query("SELECT COUNT(*) AS n FROM audit")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(sqlx::Row::get::<i64, _>(&leftover, "n"), 154, "{url}");
+        store.close().await;
+    }
+}

@@ -112,7 +112,7 @@ impl Event {
     /// A new event of `kind`, stamped now, with a fresh id.
     pub fn new(kind: Kind) -> Event {
         Event {
-            // Time-ordered (UUIDv7): the id index grows at its end instead of at random pages.
+            // Time-ordered (UUIDv7): ids sort in the order the events happened.
             id: uuid::Uuid::now_v7().to_string(),
             ts: crate::store::now_ms(),
             kind: kind.as_str(),
