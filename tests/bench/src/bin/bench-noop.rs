@@ -57,7 +57,8 @@ fn main() -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, Noop { upstream });
-    svc.add_tcp(&listen);
+    // Same listener settings as actas (write buffer size included).
+    svc.add_listener(actas_proxy::server::listener(listen.parse()?));
     server.add_service(svc);
     server.run(RunArgs::default());
     Ok(())
