@@ -504,7 +504,10 @@ async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_
             .await
             .is_err());
         let next = record("a", 151, &a[149].hash);
-        store.insert_audit(&[next.clone()]).await.unwrap();
+        store
+            .insert_audit(std::slice::from_ref(&next))
+            .await
+            .unwrap();
         assert_eq!(
             store.audit_chain_head("a").await.unwrap(),
             Some((151, next.hash))
