@@ -327,7 +327,7 @@ impl Injector {
     /// An injector for a document with the given coding and charset. `xhtml` documents get
     /// the banner only inside `<body>`: appending after the root element would break XML.
     pub fn new(
-        banner: String,
+        banner: impl Into<Arc<str>>,
         encoding: ContentEncoding,
         charset: Option<AsciiCompatibleEncoding>,
         xhtml: bool,
@@ -337,8 +337,8 @@ impl Injector {
             frameset: AtomicBool::new(false),
             out: Mutex::new(Vec::new()),
         });
+        let banner: Arc<str> = banner.into();
         let banner_len = banner.len() as u64;
-        let banner = Arc::new(banner);
         let (at_body, at_end) = (banner.clone(), banner);
         let (s_body, s_frame, s_end) = (shared.clone(), shared.clone(), shared.clone());
         let mut settings = Settings::new_send()

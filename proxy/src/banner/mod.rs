@@ -14,7 +14,8 @@ mod inject;
 
 pub use inject::{BannerError, Injector};
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use http::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE};
@@ -93,9 +94,56 @@ fn clock(secs: i64) -> String {
     format!("{:02}:{:02} UTC", s / 3600, (s % 3600) / 60)
 }
 
+/// Whole minutes left, rounded up, as the banner shows them.
+fn minutes_left(info: &BannerInfo) -> i64 {
+    ((info.expires_at - info.now).max(0) + 59) / 60
+}
+
+/// Whether `a` and `b` render the same markup: every field but `now`, which shows only
+/// through the minutes left.
+fn same_markup(a: &BannerInfo, b: &BannerInfo) -> bool {
+    a.started_at == b.started_at
+        && a.expires_at == b.expires_at
+        && minutes_left(a) == minutes_left(b)
+        && a.csrf_token == b.csrf_token
+        && a.subject == b.subject
+        && a.actor == b.actor
+        && a.subject_role == b.subject_role
+        && a.actor_role == b.actor_role
+}
+
+/// Banners rendered recently on this thread, kept per thread so that no lock is taken.
+const RECENT_BANNERS: usize = 8;
+
+/// [`render`], reusing the markup rendered on this thread for the same session and minute:
+/// a session browsing through the proxy renders its banner about once a minute per thread
+/// instead of once a page. The result is always exactly `render(info)`.
+pub fn rendered(info: &BannerInfo) -> Arc<str> {
+    thread_local! {
+        static RECENT: RefCell<(usize, Vec<(BannerInfo, Arc<str>)>)> =
+            const { RefCell::new((0, Vec::new())) };
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let (next, entries) = &mut *recent;
+        if let Some((_, markup)) = entries.iter().find(|(seen, _)| same_markup(seen, info)) {
+            return markup.clone();
+        }
+        let markup: Arc<str> = render(info).into();
+        let entry = (info.clone(), markup.clone());
+        if entries.len() < RECENT_BANNERS {
+            entries.push(entry);
+        } else {
+            entries[*next] = entry;
+            *next = (*next + 1) % RECENT_BANNERS;
+        }
+        markup
+    })
+}
+
 /// The exact markup inserted into a document.
 pub fn render(info: &BannerInfo) -> String {
-    let left_min = ((info.expires_at - info.now).max(0) + 59) / 60;
+    let left_min = minutes_left(info);
     format!(
         "<actas-banner><template shadowrootmode=\"open\"><style>{STYLE}</style>\
 <div class=\"bar\" role=\"region\" aria-label=\"Impersonation\">\
@@ -229,7 +277,7 @@ pub fn prepare(
     let encoding = inject::ContentEncoding::from_headers(resp)?;
     let charset = inject::charset(resp)?;
     let xhtml = media_type(resp).as_deref() == Some("application/xhtml+xml");
-    let mut injector = Injector::new(render(info), encoding, charset, xhtml)?;
+    let mut injector = Injector::new(rendered(info), encoding, charset, xhtml)?;
     // The body changes length and, if it was compressed, is sent decoded.
     let announced = upstream_length(resp).and_then(|n| injector.fixed_length(n));
     resp.remove(http::header::CONTENT_LENGTH);

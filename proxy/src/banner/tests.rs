@@ -688,3 +688,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
+    let first = rendered(&info());
+    assert_eq!(&*first, render(&info()));
+    // The same session a few seconds later, within the same minute left: the same markup.
+    let mut soon = info();
+    soon.now += 5;
+    assert_eq!(minutes_left(&soon), minutes_left(&info()));
+    assert!(Arc::ptr_eq(&first, &rendered(&soon)));
+    // Anything the banner shows, changed, renders anew and exactly.
+    let mut changes: Vec<BannerInfo> = Vec::new();
+    let mut later = info();
+    later.now += 60;
+    changes.push(later);
+    for edit in [
+        (|i: &mut BannerInfo| i.csrf_token = "other".into()) as fn(&mut BannerInfo),
+        |i| i.subject = "cora".into(),
+        |i| i.subject_role = "reseller".into(),
+        |i| i.actor = "rita".into(),
+        |i| i.actor_role = "reseller".into(),
+        |i| i.started_at += 60,
+        |i| i.expires_at += 60,
+    ] {
+        let mut i = info();
+        edit(&mut i);
+        changes.push(i);
+    }
+    for changed in &changes {
+        let markup = rendered(changed);
+        assert!(!Arc::ptr_eq(&first, &markup), "{changed:?}");
+        assert_eq!(&*markup, render(changed), "{changed:?}");
+        assert_ne!(&*markup, &*first, "{changed:?}");
+    }
+    // More sessions than the thread keeps: every answer is still exactly the rendering.
+    for n in 0..3 * RECENT_BANNERS {
+        let mut i = info();
+        i.csrf_token = format!("tok{}", n % (RECENT_BANNERS + 3));
+        assert_eq!(&*rendered(&i), render(&i));
+    }
+}
