@@ -115,13 +115,15 @@ fn same_markup(a: &BannerInfo, b: &BannerInfo) -> bool {
 /// Banners rendered recently on this thread, kept per thread so that no lock is taken.
 const RECENT_BANNERS: usize = 8;
 
+/// The next slot to replace, and up to [`RECENT_BANNERS`] banners with their markup.
+type Recent = (usize, Vec<(BannerInfo, Arc<str>)>);
+
 /// [`render`], reusing the markup rendered on this thread for the same session and minute:
 /// a session browsing through the proxy renders its banner about once a minute per thread
 /// instead of once a page. The result is always exactly `render(info)`.
 pub fn rendered(info: &BannerInfo) -> Arc<str> {
     thread_local! {
-        static RECENT: RefCell<(usize, Vec<(BannerInfo, Arc<str>)>)> =
-            const { RefCell::new((0, Vec::new())) };
+        static RECENT: RefCell<Recent> = const { RefCell::new((0, Vec::new())) };
     }
     RECENT.with(|recent| {
         let mut recent = recent.borrow_mut();
