@@ -464,15 +464,16 @@ def still_missed(results, s3):
         "through Pingora's case-preserving header map (`x-forwarded-for/-proto/-host`, `x-request-id` both ways, "
         "the assertion), stripping spoofable headers, and building the audit event. The audit trail costs another "
         f"{au4['page.html']:.1f} µs (HTML) and {au4['data.json']:.1f} µs (JSON) on the writer's and SQLite's threads "
-        "(hash chain, a row in seven B-trees, WAL writes and an fsync per batch). With two cores shared by wrk, the "
+        "(hash chain, a row in six B-trees, WAL writes and an fsync per batch). With two cores shared by wrk, the "
         "upstream and the proxy, that CPU comes out of the same budget, so together they set the ratio. The banner adds "
         f"{px5 - px4['page.html']:.1f} µs more in scenario 5 (the banner rendered, a lol_html rewriter built and run "
         "up to `<body>`, the response headers adjusted). The assertion, the forwarded headers and the audit record are "
         "the product; reaching 0.90× would need actas to add less than a tenth of what a no-op Pingora costs per "
         "request, all of this included. The p99 bound follows the throughput: at a fixed 32 connections, latency "
-        "is connections ÷ req/s. Next steps worth measuring: a leaner audit row (the text `id` primary key is never "
-        "looked up: one B-tree fewer per record), one `x-request-id` instead of two, caching the rendered banner per "
-        "session and minute, and running actas with `threads = 2`, which scenario 3's comparison does not allow."
+        "is connections ÷ req/s. Next steps worth measuring: the audit writer on a native sqlx connection instead of "
+        "`Any` (every value is copied twice on its way to SQLite), one `x-request-id` instead of two, lol_html's "
+        "rewriter built once per page (about 7,500 instructions compiling its selector program), and running actas "
+        "with `threads = 2`, which scenario 3's comparison does not allow."
     )
 
 
@@ -653,6 +654,22 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "| The banner copied every response header and compared them all to write its changes back | `prepare` is handed the eight headers it reads or changes (unit test `prepare_reads_and_changes_only_the_headers_it_declares`) | 237,042 instructions per request, scenario 5 HTML, proxy thread | 235,703 (no change in req/s within the noise) |",
               "| lol_html parsed a whole 512-byte slice on the way to `<body>`, which opens at byte 85 of the benchmark page | the first slice is 128 bytes, doubling to 512 (a long `<head>` is read in two more steps) | 235,703 instructions per request, scenario 5 HTML, proxy thread | 225,560 |",
               "| Every audit batch was a transaction (`BEGIN`, `INSERT`s, `COMMIT`: three round trips to SQLite's worker thread, and a statement journal) | a batch that fits one `INSERT` (64 records) is that statement alone, atomic by itself (store test: a batch refused in its last statement leaves nothing) | SQLite's thread under callgrind (sequential requests, small batches): 39,739 instructions per record | 37,758; under wrk, batches are larger than 64 records and keep the transaction, so no change there |",
+              "",
+              "### Fourth round",
+              "",
+              "Measured on a slower machine than the rounds above (the no-op Pingora served about 26,000",
+              "instead of 30,000 HTML req/s), before and after binaries in alternation.", "",
+              "| cause (found by) | fix | before | after |",
+              "| --- | --- | --- | --- |",
+              "| Every audit record went into seven B-trees on SQLite; one of them, the unique index on the text record id, served no query (nothing looks a record up by id) | migration `0002_audit_keyed_by_chain.sql` keys the table by `(instance, seq)`, which also refuses a duplicate place in a chain, and keeps the id as a plain column (store test `an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_intact`, both backends) | `bench-inproc audit-sqlite`, CPU per record, median of 5 alternating runs: 8.96 µs (79,472 records/s) | 8.43 µs (84,269 records/s) |",
+              "| Pingora's 1,460-byte write buffer sent every response header in a `sendto` of its own, the body in a second one: two TCP segments and two wake-ups of the client per response (`strace`: 181 bytes, then 20,520) | listeners buffer 32 KiB (`server::WRITE_BUFFER`): a header and a body of known length up to about 32 KiB leave in one `sendto` (Pingora still flushes chunked bodies chunk by chunk); the no-op Pingora uses the same listener, so both gain | HTML req/s, medians of 4 alternating 5 s runs: no-op 26,269, scenario 4 18,617, scenario 5 13,791 | no-op 28,227, scenario 4 19,064, scenario 5 13,971 (the no-op gains most, so the ratios fall a little) |",
+              "| The banner was rendered for every page (`format!`, escaping: about 6,800 instructions) although it changes once a minute | each thread keeps its last eight banners and reuses one while everything it shows is unchanged (unit test `a_rendered_banner_is_reused_only_while_its_markup_would_not_change`) | scenario 5 HTML, proxy thread: 249,344 instructions per request | 244,865 (no change in req/s within the noise) |",
+              "",
+              "Tried and dropped: 128 records per `INSERT` instead of 64, so that most batches under load",
+              "are one statement (no measurable change), and an SQLite `WITHOUT ROWID` audit table (worse:",
+              "9.89 µs per record; its rows are too wide). The instruction counts of HTML pages rose with",
+              "the write buffer: callgrind counts each byte of the header-and-body copy into the buffer as",
+              "an instruction, while the time saved is a system call and a wake-up.",
               "",
               "**Still missed: the throughput ratios and the p99 bound.** " + still_missed(results, s3),
               "",
