@@ -169,6 +169,7 @@ pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
         instance: config.server.instance_id.clone(),
         capacity: config.audit.queue_capacity,
         batch_max: config.audit.batch_max,
+        linger: crate::audit::writer::LINGER,
     })
     .context("cannot start the audit writer")?;
     let audit = writer.log();

@@ -8,10 +8,11 @@
 //! own connection, so the proxy's runtimes can stop while it drains the queue.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::chain::{compute_hash, GENESIS};
 use super::{Event, Record};
@@ -43,6 +44,8 @@ enum Job {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
+    /// Ends the writer's linger: someone waits for what is queued.
+    kick: Arc<Notify>,
 }
 
 /// Owns the writer thread; [`WriterHandle::shutdown`] flushes and joins it.
@@ -62,6 +65,9 @@ pub struct WriterSettings {
     pub capacity: usize,
     /// Records per transaction at most.
     pub batch_max: usize,
+    /// How long records nobody waits for may gather before they are written
+    /// ([`LINGER`] unless a test needs another).
+    pub linger: Duration,
 }
 
 impl AuditLog {
@@ -89,7 +95,7 @@ impl AuditLog {
         )
         .await;
         match sent {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.kick.notify_one(),
             Ok(Err(_)) => {
                 METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
                 return Err(AuditError::Closed);
@@ -111,6 +117,7 @@ impl AuditLog {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Job::Flush(tx)).await.is_ok() {
+            self.kick.notify_one();
             let _ = rx.await;
         }
     }
@@ -121,6 +128,8 @@ impl WriterHandle {
     /// begins taking records.
     pub fn start(settings: WriterSettings) -> Result<WriterHandle, StoreError> {
         let (tx, rx) = mpsc::channel(settings.capacity);
+        let kick = Arc::new(Notify::new());
+        let writer_kick = kick.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StoreError>>();
         let thread = std::thread::Builder::new()
             .name("actas-audit".into())
@@ -159,6 +168,8 @@ impl WriterHandle {
                         store: store.clone(),
                         instance: settings.instance,
                         batch_max: settings.batch_max,
+                        linger: settings.linger,
+                        kick: writer_kick,
                         seq,
                         hash,
                     }
@@ -170,7 +181,7 @@ impl WriterHandle {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the audit thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(WriterHandle {
-                log: AuditLog { tx },
+                log: AuditLog { tx, kick },
                 thread: Some(thread),
             }),
             Ok(Err(e)) => Err(e),
@@ -191,6 +202,7 @@ impl WriterHandle {
         if self.log.tx.blocking_send(Job::Close).is_err() {
             tracing::warn!("audit writer had already stopped");
         }
+        self.log.kick.notify_one();
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!("audit writer thread panicked");
@@ -225,6 +237,8 @@ struct Writer {
     store: Store,
     instance: String,
     batch_max: usize,
+    linger: Duration,
+    kick: Arc<Notify>,
     seq: i64,
     hash: String,
 }
@@ -232,12 +246,38 @@ struct Writer {
 type Ack = oneshot::Sender<Result<(), String>>;
 
 /// How long the writer lets records gather before writing a batch that nobody waits for.
-/// While it sleeps, queueing a record wakes no thread.
-const LINGER: Duration = Duration::from_millis(5);
+/// While it sleeps, queueing a record wakes no thread; a record someone waits for (a
+/// write-ahead record, a flush, the shutdown) ends the wait at once. A longer wait makes
+/// larger batches: every commit rewrites the last, partly filled page of each of the
+/// table's B-trees and syncs the file, whatever the batch size (20 ms instead of 5 cut
+/// the audit trail's CPU per request by a sixth under load). Records nobody waits for
+/// reach the store at most this much later.
+pub const LINGER: Duration = Duration::from_millis(20);
+
+/// Records not yet written, in queue order, each with whoever waits for it.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    acks: Vec<Option<Ack>>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn someone_waits(&self) -> bool {
+        self.acks.iter().any(Option::is_some)
+    }
+}
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut pending: Vec<(Event, Option<Ack>)> = Vec::new();
+        let mut pending = Pending::default();
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut closing = false;
         let mut failed_while_closing = 0;
@@ -252,9 +292,11 @@ impl Writer {
                 }
                 // Let a batch gather instead of committing (and being woken) for every
                 // request; a record that a request is waiting for is written at once.
-                let someone_waits = pending.iter().any(|(_, ack)| ack.is_some());
-                if !someone_waits && !closing && flushes.is_empty() {
-                    tokio::time::sleep(LINGER).await;
+                if !pending.someone_waits() && !closing && flushes.is_empty() {
+                    tokio::select! {
+                        () = tokio::time::sleep(self.linger) => {}
+                        () = self.kick.notified() => {}
+                    }
                 }
             }
             while pending.len() < self.batch_max && !closing {
@@ -289,13 +331,14 @@ impl Writer {
     fn take(
         &self,
         job: Job,
-        pending: &mut Vec<(Event, Option<Ack>)>,
+        pending: &mut Pending,
         flushes: &mut Vec<oneshot::Sender<()>>,
     ) -> bool {
         match job {
             Job::Record(e, ack) => {
                 METRICS.audit_queue_depth.fetch_sub(1, Ordering::Relaxed);
-                pending.push((*e, ack));
+                pending.records.push(self.unchained(*e));
+                pending.acks.push(ack);
                 false
             }
             Job::Flush(f) => {
@@ -306,45 +349,50 @@ impl Writer {
         }
     }
 
+    /// An event as a record of this instance, its fields moved, not yet numbered or chained.
+    fn unchained(&self, e: Event) -> Record {
+        Record {
+            id: e.id,
+            instance: self.instance.clone(),
+            seq: 0,
+            ts: e.ts,
+            kind: e.kind.to_owned(),
+            actor: e.actor,
+            subject: e.subject,
+            session_id: e.session_id,
+            impersonation_id: e.impersonation_id,
+            request_id: e.request_id,
+            method: e.method,
+            host: e.host,
+            path: e.path,
+            status: e.status,
+            bytes_out: e.bytes_out,
+            duration_ms: e.duration_ms,
+            client_ip: e.client_ip,
+            user_agent: e.user_agent,
+            decision: e.decision,
+            reason: e.reason,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
     /// Writes the pending batch. On failure, durable requests are told at once (they will
     /// not be forwarded) and the rest stays pending to be retried: nothing is dropped.
     /// Returns whether the batch was written.
-    async fn write(&mut self, pending: &mut Vec<(Event, Option<Ack>)>) -> bool {
+    async fn write(&mut self, pending: &mut Pending) -> bool {
+        // Numbered and chained on every attempt: after a failure the records left are
+        // numbered again from the chain's head.
         let mut seq = self.seq;
         let mut prev = self.hash.clone();
-        let records: Vec<Record> = pending
-            .iter()
-            .map(|(e, _)| {
-                seq += 1;
-                let mut r = Record {
-                    id: e.id.clone(),
-                    instance: self.instance.clone(),
-                    seq,
-                    ts: e.ts,
-                    kind: e.kind.to_owned(),
-                    actor: e.actor.clone(),
-                    subject: e.subject.clone(),
-                    session_id: e.session_id.clone(),
-                    impersonation_id: e.impersonation_id.clone(),
-                    request_id: e.request_id.clone(),
-                    method: e.method.clone(),
-                    host: e.host.clone(),
-                    path: e.path.clone(),
-                    status: e.status,
-                    bytes_out: e.bytes_out,
-                    duration_ms: e.duration_ms,
-                    client_ip: e.client_ip.clone(),
-                    user_agent: e.user_agent.clone(),
-                    decision: e.decision.clone(),
-                    reason: e.reason.clone(),
-                    prev_hash: std::mem::take(&mut prev),
-                    hash: String::new(),
-                };
-                r.hash = compute_hash(&r);
-                prev = r.hash.clone();
-                r
-            })
-            .collect();
+        for r in &mut pending.records {
+            seq += 1;
+            r.seq = seq;
+            r.prev_hash = std::mem::take(&mut prev);
+            r.hash = compute_hash(r);
+            prev.clone_from(&r.hash);
+        }
+        let records = &pending.records;
         let started = Instant::now();
         let result = self.store.insert_audit(&records).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -359,10 +407,9 @@ impl Writer {
                 METRICS
                     .audit_records_total
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
-                for (_, ack) in pending.drain(..) {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(Ok(()));
-                    }
+                pending.records.clear();
+                for ack in pending.acks.drain(..).flatten() {
+                    let _ = ack.send(Ok(()));
                 }
                 true
             }
@@ -372,13 +419,19 @@ impl Writer {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, records = records.len(), "audit batch not written; retrying");
                 let message = e.to_string();
-                pending.retain_mut(|(_, ack)| match ack.take() {
-                    Some(ack) => {
-                        let _ = ack.send(Err(message.clone()));
-                        false
+                let mut kept = Pending::default();
+                for (record, ack) in pending.records.drain(..).zip(pending.acks.drain(..)) {
+                    match ack {
+                        Some(ack) => {
+                            let _ = ack.send(Err(message.clone()));
+                        }
+                        None => {
+                            kept.records.push(record);
+                            kept.acks.push(None);
+                        }
                     }
-                    None => true,
-                });
+                }
+                *pending = kept;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 false
             }

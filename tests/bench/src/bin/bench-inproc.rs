@@ -52,6 +52,7 @@ fn audit(url: &str, instance: &str, n: u64, capacity: usize) -> anyhow::Result<s
         instance: instance.into(),
         capacity,
         batch_max: 2048,
+        linger: actas_proxy::audit::writer::LINGER,
     })?;
     let log = writer.log();
     let start = Instant::now();

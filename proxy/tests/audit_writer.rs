@@ -1,0 +1,177 @@
+//! The audit writer against a real SQLite store: records nobody waits for gather, a
+//! record somebody waits for is written at once, and a batch the store refuses loses
+//! nothing but the write-ahead records it had to refuse.
+//!
+//! The writer is given a linger of an hour, so anything written here was written because
+//! someone asked for it, not because the linger ran out.
+
+use std::time::Duration;
+
+use actas_proxy::audit::chain::Verifier;
+use actas_proxy::audit::writer::{AuditError, AuditLog, WriterHandle, WriterSettings};
+use actas_proxy::audit::{Event, Kind, Record};
+use actas_proxy::store::Store;
+
+const AN_HOUR: Duration = Duration::from_secs(3600);
+/// Far longer than a write takes: reaching it means the writer never wrote.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    url: String,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { Store::open(&url, 1).await.unwrap().close().await });
+    Setup { _dir: dir, url, rt }
+}
+
+fn start(s: &Setup) -> (WriterHandle, AuditLog) {
+    let writer = WriterHandle::start(WriterSettings {
+        url: s.url.clone(),
+        instance: "w".into(),
+        capacity: 64,
+        batch_max: 2048,
+        linger: AN_HOUR,
+    })
+    .unwrap();
+    let log = writer.log();
+    (writer, log)
+}
+
+fn event(path: &str) -> Event {
+    let mut e = Event::new(Kind::Request);
+    e.actor = Some("ada".into());
+    e.subject = Some("carl".into());
+    e.impersonation_id = Some("imp-1".into());
+    e.method = Some("GET".into());
+    e.path = Some(path.into());
+    e.user_agent = Some("ü ☃".into());
+    e.status = Some(200);
+    e
+}
+
+fn chain(s: &Setup) -> Vec<Record> {
+    s.rt.block_on(async {
+        let store = Store::open(&s.url, 1).await.unwrap();
+        let records = store.audit_chain("w", 0, 1000).await.unwrap();
+        store.close().await;
+        records
+    })
+}
+
+/// Checks the chain's hashes and returns the recorded paths in order.
+fn verified_paths(records: &[Record]) -> Vec<String> {
+    let mut v = Verifier::new("w");
+    for r in records {
+        v.check(r).unwrap();
+    }
+    records
+        .iter()
+        .map(|r| r.path.clone().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn a_record_someone_waits_for_is_written_at_once_with_those_gathering_before_it() {
+    let s = setup();
+    let (writer, log) = start(&s);
+    s.rt.block_on(async {
+        log.record(event("/first")).await;
+        // The writer now lingers for an hour; a write-ahead record must not wait for it.
+        tokio::time::timeout(PATIENCE, log.record_durably(event("/post"), PATIENCE))
+            .await
+            .expect("the write-ahead record waited for the linger")
+            .unwrap();
+    });
+    let records = chain(&s);
+    assert_eq!(verified_paths(&records), ["/first", "/post"]);
+    let first = &records[0];
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.actor.as_deref(), Some("ada"));
+    assert_eq!(first.subject.as_deref(), Some("carl"));
+    assert_eq!(first.impersonation_id.as_deref(), Some("imp-1"));
+    assert_eq!(first.user_agent.as_deref(), Some("ü ☃"));
+    assert_eq!(first.status, Some(200));
+    assert_eq!(first.kind, "request");
+    writer.shutdown();
+}
+
+#[test]
+fn a_flush_and_the_shutdown_do_not_wait_for_the_linger() {
+    let s = setup();
+    let (writer, log) = start(&s);
+    s.rt.block_on(async {
+        log.record(event("/a")).await;
+        tokio::time::timeout(PATIENCE, log.flush())
+            .await
+            .expect("the flush waited for the linger");
+        log.record(event("/b")).await;
+        log.record(event("/c")).await;
+    });
+    assert_eq!(verified_paths(&chain(&s)), ["/a"]);
+    // Shutdown writes what is still queued, lingering or not.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        writer.shutdown();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(PATIENCE)
+        .expect("the shutdown waited for the linger");
+    assert_eq!(verified_paths(&chain(&s)), ["/a", "/b", "/c"]);
+}
+
+#[test]
+fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order() {
+    let s = setup();
+    // The store refuses every audit row while `refuse.on` is 1.
+    s.rt.block_on(async {
+        let store = Store::open(&s.url, 1).await.unwrap();
+        for sql in [
+            "CREATE TABLE refuse (on_ INTEGER NOT NULL)",
+            "INSERT INTO refuse (on_) VALUES (1)",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'store refuses'); END",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+        store.close().await;
+    });
+    let (writer, log) = start(&s);
+    s.rt.block_on(async {
+        log.record(event("/kept-1")).await;
+        let refused = log.record_durably(event("/refused"), PATIENCE).await;
+        assert!(
+            matches!(refused, Err(AuditError::Store(ref m)) if m.contains("store refuses")),
+            "{refused:?}"
+        );
+        log.record(event("/kept-2")).await;
+        let store = Store::open(&s.url, 1).await.unwrap();
+        sqlx::query("UPDATE refuse SET on_ = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        tokio::time::timeout(PATIENCE, log.flush())
+            .await
+            .expect("the records kept were never written");
+    });
+    // The refused write-ahead record is gone (its request was not forwarded); the others
+    // are numbered from the chain's head with no gap.
+    let records = chain(&s);
+    assert_eq!(verified_paths(&records), ["/kept-1", "/kept-2"]);
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "numbered without a gap"
+    );
+    writer.shutdown();
+}
