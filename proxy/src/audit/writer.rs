@@ -394,7 +394,7 @@ impl Writer {
         }
         let records = &pending.records;
         let started = Instant::now();
-        let result = self.store.insert_audit(&records).await;
+        let result = self.store.insert_audit(records).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         METRICS
             .audit_write_micros_total
