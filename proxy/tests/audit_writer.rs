@@ -175,3 +175,40 @@ fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order
     );
     writer.shutdown();
 }
+
+#[test]
+fn a_full_batch_in_the_queue_ends_the_linger() {
+    let s = setup();
+    let writer = WriterHandle::start(WriterSettings {
+        url: s.url.clone(),
+        instance: "w".into(),
+        capacity: 64,
+        batch_max: 4,
+        linger: AN_HOUR,
+    })
+    .unwrap();
+    let log = writer.log();
+    s.rt.block_on(async {
+        for n in 0..10 {
+            log.record(event(&format!("/{n}"))).await;
+        }
+    });
+    // Nobody waits for these records, and the linger is an hour: only the full batches in
+    // the queue can have them written now.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let written = loop {
+        let n = chain(&s).len();
+        if n >= 4 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        written >= 4,
+        "a full batch waited for the linger: {written} written"
+    );
+    s.rt.block_on(log.flush());
+    let paths: Vec<String> = (0..10).map(|n| format!("/{n}")).collect();
+    assert_eq!(verified_paths(&chain(&s)), paths);
+    writer.shutdown();
+}
