@@ -535,7 +535,9 @@ def calibration_lines(calib, results):
              "are shared with wrk and the upstream, the proxy thread's measured CPU grows by more than",
              "the work added (waking wrk and the upstream costs more once they wait on the proxy), and",
              "throughput falls with it. Reading actas's ratios on this curve gives the work actas adds",
-             "per request in the no-op's own terms, and the targets in microseconds.", "",
+             "per request in the no-op's own terms, and the targets in microseconds. The curve is",
+             "measured after the main runs; where this machine's speed drifted in between (compare the",
+             "0 µs row with scenario 3 above), read the equivalents as rough.", "",
              "| no-op + spin | HTML req/s | vs 3 | proxy thread | JSON req/s | vs 3 | proxy thread |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     html, json_ = calib["page.html"], calib["data.json"]
