@@ -35,11 +35,16 @@ fn setup() -> Setup {
 }
 
 fn start(s: &Setup) -> (WriterHandle, AuditLog) {
+    start_batching(s, 2048)
+}
+
+/// A writer of chain "w" that lingers for an hour and writes at most `batch_max` at a time.
+fn start_batching(s: &Setup, batch_max: usize) -> (WriterHandle, AuditLog) {
     let writer = WriterHandle::start(WriterSettings {
         url: s.url.clone(),
         instance: "w".into(),
         capacity: 64,
-        batch_max: 2048,
+        batch_max,
         linger: AN_HOUR,
     })
     .unwrap();
@@ -179,15 +184,7 @@ fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order
 #[test]
 fn a_full_batch_in_the_queue_ends_the_linger() {
     let s = setup();
-    let writer = WriterHandle::start(WriterSettings {
-        url: s.url.clone(),
-        instance: "w".into(),
-        capacity: 64,
-        batch_max: 4,
-        linger: AN_HOUR,
-    })
-    .unwrap();
-    let log = writer.log();
+    let (writer, log) = start_batching(&s, 4);
     s.rt.block_on(async {
         for n in 0..10 {
             log.record(event(&format!("/{n}"))).await;

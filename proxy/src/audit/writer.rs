@@ -310,7 +310,7 @@ impl Writer {
                 let kicked = self.kick.notified();
                 tokio::pin!(kicked);
                 kicked.as_mut().enable();
-                closing |= self.gather(&mut rx, &mut pending, &mut flushes, closing);
+                self.gather(&mut rx, &mut pending, &mut flushes, &mut closing);
                 // Let a small batch gather instead of committing (and being woken) for every
                 // request. Not when a whole batch was queued already, nor when someone waits:
                 // a record a request waits for, a flush or the shutdown, even behind other
@@ -326,7 +326,7 @@ impl Writer {
                     }
                 }
             }
-            closing |= self.gather(&mut rx, &mut pending, &mut flushes, closing);
+            self.gather(&mut rx, &mut pending, &mut flushes, &mut closing);
             if !pending.is_empty() && !self.write(&mut pending).await && closing {
                 failed_while_closing += 1;
                 if failed_while_closing >= 25 {
@@ -349,21 +349,20 @@ impl Writer {
         tracing::info!(seq = self.seq, "audit writer stopped; queue flushed");
     }
 
-    /// Takes what is queued now, up to a batch; true when a job asks the writer to close.
+    /// Takes what is queued now, up to a batch or a job that asks the writer to close.
     fn gather(
         &self,
         rx: &mut mpsc::Receiver<Job>,
         pending: &mut Pending,
         flushes: &mut Vec<oneshot::Sender<()>>,
-        mut closing: bool,
-    ) -> bool {
-        while pending.len() < self.batch_max && !closing {
+        closing: &mut bool,
+    ) {
+        while pending.len() < self.batch_max && !*closing {
             match rx.try_recv() {
-                Ok(job) => closing |= self.take(job, pending, flushes),
+                Ok(job) => *closing |= self.take(job, pending, flushes),
                 Err(_) => break,
             }
         }
-        closing
     }
 
     /// Takes one job; true when it asks the writer to close.

@@ -100,16 +100,27 @@ fn minutes_left(info: &BannerInfo) -> i64 {
 }
 
 /// Whether `a` and `b` render the same markup: every field but `now`, which shows only
-/// through the minutes left.
+/// through the minutes left. The fields are named exhaustively, so a field added to
+/// [`BannerInfo`] does not compile until it is compared here too.
 fn same_markup(a: &BannerInfo, b: &BannerInfo) -> bool {
-    a.started_at == b.started_at
-        && a.expires_at == b.expires_at
+    let BannerInfo {
+        actor,
+        actor_role,
+        subject,
+        subject_role,
+        started_at,
+        expires_at,
+        now: _,
+        csrf_token,
+    } = a;
+    *started_at == b.started_at
+        && *expires_at == b.expires_at
         && minutes_left(a) == minutes_left(b)
-        && a.csrf_token == b.csrf_token
-        && a.subject == b.subject
-        && a.actor == b.actor
-        && a.subject_role == b.subject_role
-        && a.actor_role == b.actor_role
+        && *csrf_token == b.csrf_token
+        && *subject == b.subject
+        && *actor == b.actor
+        && *subject_role == b.subject_role
+        && *actor_role == b.actor_role
 }
 
 /// Banners rendered recently on this thread, kept per thread so that no lock is taken.

@@ -181,20 +181,29 @@ impl Store {
     /// transaction, and the store two round trips (`BEGIN`, `COMMIT`).
     pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
         if records.len() <= ROWS_PER_STATEMENT {
-            let sql = insert_sql(self.backend(), records.len());
-            insert_rows(sqlx::query(&sql), records)
-                .execute(self.pool())
-                .await?;
-            return Ok(());
+            return self.insert_audit_rows(self.pool(), records).await;
         }
         let mut tx = self.pool().begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(self.backend(), chunk.len());
-            insert_rows(sqlx::query(&sql), chunk)
-                .execute(&mut *tx)
-                .await?;
+            self.insert_audit_rows(&mut *tx, chunk).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// One INSERT of at most [`ROWS_PER_STATEMENT`] records, on the pool or in a transaction.
+    async fn insert_audit_rows<'e, E>(
+        &self,
+        executor: E,
+        records: &[Record],
+    ) -> Result<(), StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let sql = insert_sql(self.backend(), records.len());
+        insert_rows(sqlx::query(&sql), records)
+            .execute(executor)
+            .await?;
         Ok(())
     }
 
