@@ -8,14 +8,19 @@
 
 use http::HeaderMap;
 
-const HEADERS: [&str; 2] = [
-    "content-security-policy",
-    "content-security-policy-report-only",
+const HEADERS: [http::HeaderName; 2] = [
+    http::header::CONTENT_SECURITY_POLICY,
+    http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
 ];
 
 /// Rewrites every CSP header in `resp` so the banner's style and Stop form work.
-pub fn admit_banner(resp: &mut HeaderMap, style_hash: &str, stop_url: &str) {
-    for name in HEADERS {
+/// `stop_url` is called only for a response that has a policy.
+pub fn admit_banner(resp: &mut HeaderMap, style_hash: &str, stop_url: impl FnOnce() -> String) {
+    if !HEADERS.iter().any(|name| resp.contains_key(name)) {
+        return;
+    }
+    let stop_url = stop_url();
+    for name in &HEADERS {
         let values: Vec<String> = resp
             .get_all(name)
             .iter()
@@ -28,13 +33,13 @@ pub fn admit_banner(resp: &mut HeaderMap, style_hash: &str, stop_url: &str) {
         for v in values {
             let new = v
                 .split(',')
-                .map(|policy| admit_in_policy(policy, style_hash, stop_url))
+                .map(|policy| admit_in_policy(policy, style_hash, &stop_url))
                 .collect::<Vec<_>>()
                 .join(",");
             if let Ok(hv) = http::HeaderValue::from_str(&new) {
-                resp.append(name, hv);
+                resp.append(name.clone(), hv);
             } else if let Ok(hv) = http::HeaderValue::from_str(&v) {
-                resp.append(name, hv);
+                resp.append(name.clone(), hv);
             }
         }
     }
@@ -207,7 +212,7 @@ mod tests {
             "content-security-policy-report-only",
             "style-src 'self'".parse().unwrap(),
         );
-        admit_banner(&mut h, H, U);
+        admit_banner(&mut h, H, || U.to_owned());
         assert_eq!(
             h.get("content-security-policy").unwrap(),
             &format!("default-src 'self'; style-src-elem 'self' {H},style-src {H}")

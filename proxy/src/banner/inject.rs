@@ -83,7 +83,7 @@ impl ContentEncoding {
 }
 
 /// The charset named by `Content-Type`, if any. Unknown labels fall back to the
-/// default (the document's own `<meta>` still applies); known charsets that are not
+/// default (the browser still reads the document's own `<meta>`); known charsets that are not
 /// ASCII-compatible are refused.
 pub fn charset(h: &HeaderMap) -> Result<Option<AsciiCompatibleEncoding>, BannerError> {
     let Some(ct) = h
@@ -119,6 +119,15 @@ impl Shared {
         match self.out.lock() {
             Ok(mut o) => o.extend_from_slice(bytes),
             Err(poisoned) => poisoned.into_inner().extend_from_slice(bytes),
+        }
+    }
+
+    /// Makes room for `additional` more bytes at once, so that a chunk's output is not
+    /// copied again each time the buffer doubles.
+    fn reserve(&self, additional: usize) {
+        match self.out.lock() {
+            Ok(mut o) => o.reserve(additional),
+            Err(poisoned) => poisoned.into_inner().reserve(additional),
         }
     }
 
@@ -341,9 +350,13 @@ impl Injector {
         let banner_len = banner.len() as u64;
         let (at_body, at_end) = (banner.clone(), banner);
         let (s_body, s_frame, s_end) = (shared.clone(), shared.clone(), shared.clone());
+        // No `with_adjust_charset_on_meta_tag`: the charset changes only how lol_html
+        // decodes text for handlers (these read none) and encodes inserted content (the
+        // banner is ASCII, the same bytes in every charset accepted here), never how it
+        // finds tags, so a `<meta charset>` cannot change a byte of the output, and the
+        // `meta` selector it adds cost a third of building the rewriter.
         let mut settings = Settings::new_send()
             .with_strict(false)
-            .with_adjust_charset_on_meta_tag(true)
             .with_memory_settings(
                 MemorySettings::new()
                     .with_max_allowed_memory_usage(REWRITER_MEMORY)
@@ -454,6 +467,9 @@ impl Injector {
 
     /// Feeds one upstream chunk; returns what can be sent on now.
     pub fn write(&mut self, chunk: &[u8]) -> Result<Bytes, BannerError> {
+        // What comes out of an uncompressed chunk: the chunk, and the banner if it goes in.
+        let banner_len = usize::try_from(self.banner_len).unwrap_or(0);
+        self.shared.reserve(chunk.len().saturating_add(banner_len));
         let out = self.run(|p| p.write(chunk))?;
         self.count(out)
     }

@@ -187,15 +187,14 @@ fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> 
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The media type of a `Content-Type`, lowercased, without parameters.
-fn media_type(resp: &HeaderMap) -> Option<String> {
-    header(resp, CONTENT_TYPE).map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    })
+/// The media type of a `Content-Type`, without parameters (compare it ignoring case).
+fn media_type(resp: &HeaderMap) -> Option<&str> {
+    header(resp, CONTENT_TYPE).map(|ct| ct.split(';').next().unwrap_or("").trim())
+}
+
+/// Whether `resp` is an XHTML document.
+fn is_xhtml(resp: &HeaderMap) -> bool {
+    media_type(resp).is_some_and(|m| m.eq_ignore_ascii_case("application/xhtml+xml"))
 }
 
 /// Whether a response is a document the browser will render and that may carry a banner.
@@ -217,10 +216,7 @@ pub fn should_inject(
     {
         return false;
     }
-    if !matches!(
-        media_type(resp).as_deref(),
-        Some("text/html" | "application/xhtml+xml")
-    ) {
+    if !media_type(resp).is_some_and(|m| m.eq_ignore_ascii_case("text/html")) && !is_xhtml(resp) {
         return false;
     }
     if header(resp, CONTENT_DISPOSITION).is_some_and(|d| {
@@ -285,11 +281,11 @@ pub fn prepare(
     info: &BannerInfo,
     resp: &mut HeaderMap,
     _accept_encoding: Option<&str>,
-    origin: &str,
+    origin: impl std::fmt::Display,
 ) -> Result<Injector, BannerError> {
     let encoding = inject::ContentEncoding::from_headers(resp)?;
     let charset = inject::charset(resp)?;
-    let xhtml = media_type(resp).as_deref() == Some("application/xhtml+xml");
+    let xhtml = is_xhtml(resp);
     let mut injector = Injector::new(rendered(info), encoding, charset, xhtml)?;
     // The body changes length and, if it was compressed, is sent decoded.
     let announced = upstream_length(resp).and_then(|n| injector.fixed_length(n));
@@ -308,7 +304,7 @@ pub fn prepare(
             }
         }
     }
-    csp::admit_banner(resp, style_hash_source(), &format!("{origin}{STOP_PATH}"));
+    csp::admit_banner(resp, style_hash_source(), || format!("{origin}{STOP_PATH}"));
     Ok(injector)
 }
 

@@ -187,6 +187,34 @@ fn legacy_charsets_keep_their_bytes() {
 }
 
 #[test]
+fn a_charset_named_only_by_the_document_changes_no_byte_of_it() {
+    // The rewriter does not follow `<meta>` charsets: the banner is ASCII, so where it goes
+    // and what surrounds it must not depend on them.
+    let docs: [&[u8]; 3] = [
+        b"<html><head><meta charset=\"windows-1252\"><title>caf\xe9</title></head><body class=\"\xe9\">caf\xe9</body></html>",
+        b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\"></head><body>\x93\xfa\x96\x7b</body></html>",
+        b"<html><head><meta charset=\"utf-16\"></head><body>plain</body></html>",
+    ];
+    for doc in docs {
+        let mut inj = Injector::new(banner(), ContentEncoding::Identity, None, false).unwrap();
+        let announced = inj.fixed_length(doc.len() as u64).unwrap();
+        let mut out = inj.write(doc).unwrap().to_vec();
+        out.extend_from_slice(&inj.finish().unwrap());
+        assert!(inj.injected());
+        assert_eq!(out.len() as u64, announced);
+        assert_eq!(strip(&out, &banner()), doc);
+        let body = out
+            .windows(6)
+            .position(|w| w == b"<body ")
+            .or_else(|| out.windows(6).position(|w| w == b"<body>"));
+        let at = out
+            .windows(banner().len())
+            .position(|w| w == banner().as_bytes());
+        assert!(body.unwrap() < at.unwrap(), "the banner follows <body>");
+    }
+}
+
+#[test]
 fn utf16_documents_pass_through_untouched() {
     let mut h = HeaderMap::new();
     h.insert(
@@ -465,11 +493,21 @@ fn one_large_chunk_is_rewritten_whole_wherever_its_body_opens() {
 
 #[test]
 fn a_huge_unfinished_tag_before_body_passes_through_untouched() {
+    // A `<body>` tag larger than lol_html's memory cap: the rewriter gives up and the
+    // document goes through as it came, without a banner.
+    let mut doc = b"<html><head></head><body data-x=\"".to_vec();
+    doc.extend(std::iter::repeat_n(b'a', 3 << 20));
+    doc.extend_from_slice(b"\">x</body></html>");
+    let (out, injected) = run(&doc, ContentEncoding::Identity, 64 * 1024);
+    assert!(!injected);
+    assert!(out == doc);
+    // Any other huge tag is scanned past without being kept, and the banner still goes in.
     let mut doc = b"<html><head><meta content=\"".to_vec();
     doc.extend(std::iter::repeat_n(b'a', 3 << 20));
     doc.extend_from_slice(b"\"></head><body>x</body></html>");
-    let (out, _) = run(&doc, ContentEncoding::Identity, 64 * 1024);
-    assert_eq!(strip(&out, &banner()), doc);
+    let (out, injected) = run(&doc, ContentEncoding::Identity, 64 * 1024);
+    assert!(injected);
+    assert!(strip(&out, &banner()) == doc);
 }
 
 fn html_ish() -> impl Strategy<Value = String> {
@@ -584,9 +622,14 @@ fn an_uncompressed_document_comes_out_at_exactly_the_announced_length() {
         );
         h
     };
-    let mut huge_tag = b"<html><head><meta content=\"".to_vec();
+    // lol_html keeps a whole tag only when a selector matches it (`body`), so a huge
+    // `<body>` tag passes its memory cap; a huge tag it only scans past does not.
+    let mut huge_tag = b"<html><head></head><body data-x=\"".to_vec();
     huge_tag.extend(std::iter::repeat_n(b'a', 3 << 20));
-    huge_tag.extend_from_slice(b"\"></head><body>x</body></html>");
+    huge_tag.extend_from_slice(b"\">x</body></html>");
+    let mut huge_meta = b"<html><head><meta content=\"".to_vec();
+    huge_meta.extend(std::iter::repeat_n(b'a', 3 << 20));
+    huge_meta.extend_from_slice(b"\"></head><body>x</body></html>");
     let plain = HeaderMap::new();
     let cases: Vec<(&str, Vec<u8>, &HeaderMap, bool, bool)> = vec![
         (
@@ -632,6 +675,7 @@ fn an_uncompressed_document_comes_out_at_exactly_the_announced_length() {
             false,
             false,
         ),
+        ("a huge tag before body", huge_meta, &plain, false, true),
     ];
     for (label, doc, h, xhtml, gets_banner) in cases {
         for chunk in [1, 7, 512, 64 * 1024, doc.len()] {
