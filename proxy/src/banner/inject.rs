@@ -96,15 +96,21 @@ pub fn charset(h: &HeaderMap) -> Result<Option<AsciiCompatibleEncoding>, BannerE
         let (k, v) = p.split_once('=')?;
         k.trim()
             .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"').to_owned())
+            .then(|| v.trim().trim_matches('"'))
     }) else {
         return Ok(None);
     };
-    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+    // Nearly every page says UTF-8: skip the search through every label encoding_rs knows.
+    let enc = if label.eq_ignore_ascii_case("utf-8") {
+        Some(encoding_rs::UTF_8)
+    } else {
+        encoding_rs::Encoding::for_label(label.as_bytes())
+    };
+    match enc {
         None => Ok(None),
         Some(enc) => AsciiCompatibleEncoding::new(enc)
             .map(Some)
-            .ok_or(BannerError::UnsupportedCharset(label)),
+            .ok_or_else(|| BannerError::UnsupportedCharset(label.to_owned())),
     }
 }
 

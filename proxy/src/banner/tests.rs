@@ -215,6 +215,31 @@ fn a_charset_named_only_by_the_document_changes_no_byte_of_it() {
 }
 
 #[test]
+fn charset_labels_are_read_whatever_their_case_quotes_and_spelling() {
+    let read = |ct: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_str(ct).unwrap());
+        inject::charset(&h).map(|cs| cs.map(|cs| <&encoding_rs::Encoding>::from(cs).name()))
+    };
+    for ct in [
+        "text/html; charset=utf-8",
+        "text/html;charset=UTF-8",
+        "text/html; charset=\"Utf-8\"",
+        "text/html; charset=utf8",
+        "text/html; charset=unicode-1-1-utf-8",
+    ] {
+        assert_eq!(read(ct).unwrap(), Some("UTF-8"), "{ct}");
+    }
+    assert_eq!(
+        read("text/html; charset=latin1").unwrap(),
+        Some("windows-1252")
+    );
+    assert_eq!(read("text/html; charset=no-such-charset").unwrap(), None);
+    assert_eq!(read("text/html").unwrap(), None);
+    assert!(read("text/html; charset=UTF-16LE").is_err());
+}
+
+#[test]
 fn utf16_documents_pass_through_untouched() {
     let mut h = HeaderMap::new();
     h.insert(
