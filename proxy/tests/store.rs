@@ -429,6 +429,75 @@ async fn audit_indexes(store: &Store) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn the_impersonation_index_holds_only_records_made_while_impersonating() {
+    for (store, _dir) in backends("audimp").await {
+        let batch = chain("p", 40, |r| {
+            r.impersonation_id = (r.seq % 10 == 0).then(|| format!("imp-{}", r.seq));
+        });
+        store.insert_audit(&batch).await.unwrap();
+        let (definition, plan_sql, uses) = match store.backend() {
+            Backend::Sqlite => (
+                "SELECT sql AS d FROM sqlite_master WHERE name = 'audit_impersonation'",
+                // INDEXED BY fails the statement if the index cannot serve the lookup.
+                "SELECT COUNT(*) AS n FROM audit INDEXED BY audit_impersonation WHERE impersonation_id = $1",
+                "WHERE impersonation_id IS NOT NULL",
+            ),
+            Backend::Postgres => (
+                "SELECT indexdef AS d FROM pg_indexes WHERE indexname = 'audit_impersonation' AND schemaname = current_schema()",
+                "EXPLAIN SELECT COUNT(*) AS n FROM audit WHERE impersonation_id = $1",
+                "WHERE (impersonation_id IS NOT NULL)",
+            ),
+        };
+        let row = sqlx::query(definition)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let d: String = sqlx::Row::get(&row, "d");
+        assert!(d.contains(uses), "{d}");
+        // A lookup by id still goes through it.
+        let mut conn = store.pool().acquire().await.unwrap();
+        if store.backend() == Backend::Postgres {
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let rows = sqlx::query(plan_sql)
+            .bind("imp-20")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        match store.backend() {
+            Backend::Sqlite => assert_eq!(sqlx::Row::get::<i64, _>(&rows[0], "n"), 1),
+            Backend::Postgres => {
+                let plan: Vec<String> = rows
+                    .iter()
+                    .map(|r| sqlx::Row::get::<String, _>(r, 0))
+                    .collect();
+                assert!(
+                    plan.iter().any(|l| l.contains("audit_impersonation")),
+                    "{plan:?}"
+                );
+            }
+        }
+        drop(conn);
+        let found = store
+            .audit_records(
+                &AuditFilter {
+                    impersonation_id: Some("imp-30".into()),
+                    ..AuditFilter::default()
+                },
+                false,
+                0,
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![30]);
+    }
+}
+
+#[tokio::test]
 async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_intact() {
     use actas_proxy::store::Durability;
     use std::borrow::Cow;
