@@ -520,10 +520,9 @@ def still_missed(results, s3, calib):
         "and a wake-up costs the sender more the longer the receiver has been idle. The assertion, the forwarded headers and the audit record are "
         f"the product; on this machine 0.90× allows {allow} of added work per HTML request (see *What a "
         "microsecond costs here*), all of this included. The p99 bound follows the throughput: at a fixed 32 connections, latency "
-        "is connections ÷ req/s. Next steps worth measuring: the audit writer on a native sqlx connection instead of "
-        "`Any` (`perf` of the audit threads: SQLite executing the `INSERT` 42% of their CPU, binding the values 13%, "
-        "sqlx's `Any` encoding 12%, the hash chain 12%, scheduling 9%), one `x-request-id` instead of two, and "
-        "running actas with `threads = 2`, which scenario 3's comparison does not allow."
+        "is connections ÷ req/s. Next steps worth measuring: the audit trail's CPU (`perf` of its threads: SQLite "
+        "executing the `INSERT` about 40%, the hash chain 12%, scheduling and preemption 20%), one `x-request-id` "
+        "instead of two, and running actas with `threads = 2`, which scenario 3's comparison does not allow."
     )
 
 
@@ -752,8 +751,10 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "| The policy decision cache hashed its key (both accounts' facts, method, path) with SipHash, twice a request | aHash with random keys (the path is the client's, so the hash stays keyed) | scenario 4 proxy thread: 190,720 instructions per request (HTML), 132,832 (JSON) | 189,075 and 132,247 |",
               "",
               "Tried and dropped: 128 records per `INSERT` instead of 64, so that most batches under load",
-              "are one statement (no measurable change), and an SQLite `WITHOUT ROWID` audit table (worse:",
-              "9.89 µs per record; its rows are too wide). The instruction counts of HTML pages rose with",
+              "are one statement (no measurable change), an SQLite `WITHOUT ROWID` audit table (worse:",
+              "9.89 µs per record; its rows are too wide), and (fifth round) writing audit records through",
+              "sqlx's SQLite driver instead of `Any`, with text bound as borrowed `&str`: within the noise of",
+              "`bench-inproc audit-sqlite` (about 2% of the process's CPU at best), not worth a second pool. The instruction counts of HTML pages rose with",
               "the write buffer: callgrind counts each byte of the header-and-body copy into the buffer as",
               "an instruction, while the time saved is a system call and a wake-up.",
               "",
