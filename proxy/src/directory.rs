@@ -111,12 +111,12 @@ pub struct Account {
 
 impl Account {
     /// The facts the policies see.
-    pub fn facts(&self) -> crate::policy::AccountFacts {
+    pub fn facts(&self) -> crate::policy::AccountFacts<'_> {
         crate::policy::AccountFacts {
-            username: self.username.clone(),
-            role: self.role.as_str().to_owned(),
-            created_by: self.created_by.clone(),
-            status: self.status.as_str().to_owned(),
+            username: &self.username,
+            role: self.role.as_str(),
+            created_by: self.created_by.as_deref(),
+            status: self.status.as_str(),
         }
     }
 }

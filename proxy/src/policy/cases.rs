@@ -38,12 +38,12 @@ struct Account {
 }
 
 impl Account {
-    fn facts(&self) -> AccountFacts {
+    fn facts(&self) -> AccountFacts<'_> {
         AccountFacts {
-            username: self.username.clone(),
-            role: self.role.clone(),
-            created_by: self.created_by.clone(),
-            status: self.status.clone().unwrap_or_else(|| "active".into()),
+            username: &self.username,
+            role: &self.role,
+            created_by: self.created_by.as_deref(),
+            status: self.status.as_deref().unwrap_or("active"),
         }
     }
 }

@@ -23,25 +23,53 @@ use cedar_policy::{
 pub use cases::{run_tests, TestReport};
 pub use watch::{watch, WatchGuard};
 
-/// The facts about one account that policies see.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AccountFacts {
+/// The facts about one account that policies see, borrowed from the account: asking
+/// costs no copy (the policy cache keeps its own copy of a question it has not seen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountFacts<'a> {
     /// Username.
-    pub username: String,
+    pub username: &'a str,
     /// admin, reseller or customer.
-    pub role: String,
+    pub role: &'a str,
     /// The creator's username.
-    pub created_by: Option<String>,
+    pub created_by: Option<&'a str>,
     /// active or disabled.
-    pub status: String,
+    pub status: &'a str,
+}
+
+/// [`AccountFacts`] owned, as the policy cache keeps them.
+#[derive(PartialEq, Eq)]
+struct OwnedFacts {
+    username: String,
+    role: String,
+    created_by: Option<String>,
+    status: String,
+}
+
+impl OwnedFacts {
+    fn of(f: &AccountFacts<'_>) -> OwnedFacts {
+        OwnedFacts {
+            username: f.username.to_owned(),
+            role: f.role.to_owned(),
+            created_by: f.created_by.map(str::to_owned),
+            status: f.status.to_owned(),
+        }
+    }
+
+    fn is(&self, f: &AccountFacts<'_>) -> bool {
+        self.username == f.username
+            && self.role == f.role
+            && self.created_by.as_deref() == f.created_by
+            && self.status == f.status
+    }
 }
 
 /// The facts of one request made while signed in.
 pub struct RequestFacts<'a> {
     /// Who signed in.
-    pub actor: &'a AccountFacts,
+    pub actor: &'a AccountFacts<'a>,
     /// Whom the request acts as.
-    pub subject: &'a AccountFacts,
+    pub subject: &'a AccountFacts<'a>,
     /// Whether the session is impersonating.
     pub impersonating: bool,
     /// HTTP method.
@@ -120,8 +148,8 @@ const CACHED_DECISIONS_MAX: usize = 4096;
 #[derive(Hash)]
 struct Question<'a> {
     action: &'static str,
-    actor: &'a AccountFacts,
-    subject: &'a AccountFacts,
+    actor: &'a AccountFacts<'a>,
+    subject: &'a AccountFacts<'a>,
     impersonating: bool,
     method: &'a str,
     path: &'a str,
@@ -132,8 +160,8 @@ struct Question<'a> {
 #[derive(PartialEq, Eq)]
 struct Asked {
     action: &'static str,
-    actor: AccountFacts,
-    subject: AccountFacts,
+    actor: OwnedFacts,
+    subject: OwnedFacts,
     impersonating: bool,
     method: String,
     path: String,
@@ -144,8 +172,8 @@ impl Asked {
     fn of(q: &Question<'_>) -> Asked {
         Asked {
             action: q.action,
-            actor: q.actor.clone(),
-            subject: q.subject.clone(),
+            actor: OwnedFacts::of(q.actor),
+            subject: OwnedFacts::of(q.subject),
             impersonating: q.impersonating,
             method: q.method.to_owned(),
             path: q.path.to_owned(),
@@ -155,8 +183,8 @@ impl Asked {
 
     fn is(&self, q: &Question<'_>) -> bool {
         self.action == q.action
-            && self.actor == *q.actor
-            && self.subject == *q.subject
+            && self.actor.is(q.actor)
+            && self.subject.is(q.subject)
             && self.impersonating == q.impersonating
             && self.method == q.method
             && self.path == q.path
@@ -168,26 +196,26 @@ fn account_uid(ty: &EntityTypeName, username: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(username))
 }
 
-fn account_entity(ty: &EntityTypeName, a: &AccountFacts) -> Result<Entity, String> {
+fn account_entity(ty: &EntityTypeName, a: &AccountFacts<'_>) -> Result<Entity, String> {
     let attrs = HashMap::from([
         (
             "username".to_owned(),
-            RestrictedExpression::new_string(a.username.clone()),
+            RestrictedExpression::new_string(a.username.to_owned()),
         ),
         (
             "role".to_owned(),
-            RestrictedExpression::new_string(a.role.clone()),
+            RestrictedExpression::new_string(a.role.to_owned()),
         ),
         (
             "created_by".to_owned(),
-            RestrictedExpression::new_string(a.created_by.clone().unwrap_or_default()),
+            RestrictedExpression::new_string(a.created_by.unwrap_or_default().to_owned()),
         ),
         (
             "status".to_owned(),
-            RestrictedExpression::new_string(a.status.clone()),
+            RestrictedExpression::new_string(a.status.to_owned()),
         ),
     ]);
-    Entity::new(account_uid(ty, &a.username), attrs, HashSet::new()).map_err(|e| e.to_string())
+    Entity::new(account_uid(ty, a.username), attrs, HashSet::new()).map_err(|e| e.to_string())
 }
 
 impl PolicySet {
@@ -221,9 +249,9 @@ impl PolicySet {
 
     fn decide(
         &self,
-        principal: &AccountFacts,
+        principal: &AccountFacts<'_>,
         action: &EntityUid,
-        resource: &AccountFacts,
+        resource: &AccountFacts<'_>,
         context: Vec<(String, RestrictedExpression)>,
     ) -> Decision {
         let deny = |e: String| Decision {
@@ -252,9 +280,9 @@ impl PolicySet {
             Err(e) => return deny(e.to_string()),
         };
         let request = match Request::new(
-            account_uid(&self.account_type, &principal.username),
+            account_uid(&self.account_type, principal.username),
             action.clone(),
-            account_uid(&self.account_type, &resource.username),
+            account_uid(&self.account_type, resource.username),
             context,
             None,
         ) {
@@ -281,8 +309,8 @@ impl PolicySet {
     /// request, so answered from this set's cache when possible.
     pub fn can_impersonate(
         &self,
-        actor: &AccountFacts,
-        target: &AccountFacts,
+        actor: &AccountFacts<'_>,
+        target: &AccountFacts<'_>,
         already_impersonating: bool,
     ) -> Arc<Decision> {
         let q = Question {
@@ -301,8 +329,8 @@ impl PolicySet {
 
     fn evaluate_impersonation(
         &self,
-        actor: &AccountFacts,
-        target: &AccountFacts,
+        actor: &AccountFacts<'_>,
+        target: &AccountFacts<'_>,
         already_impersonating: bool,
     ) -> Decision {
         self.decide(
@@ -446,8 +474,8 @@ fn verdict(d: &Decision) -> String {
 /// The text `actas policy explain --action impersonate` prints.
 pub fn explain_impersonation(
     set: &PolicySet,
-    actor: &AccountFacts,
-    target: &AccountFacts,
+    actor: &AccountFacts<'_>,
+    target: &AccountFacts<'_>,
     impersonating: bool,
 ) -> String {
     let d = set.can_impersonate(actor, target, impersonating);
@@ -504,12 +532,12 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
     }
 
-    fn acct(username: &str, role: &str, created_by: Option<&str>) -> AccountFacts {
+    fn acct<'a>(username: &'a str, role: &'a str, created_by: Option<&'a str>) -> AccountFacts<'a> {
         AccountFacts {
-            username: username.into(),
-            role: role.into(),
-            created_by: created_by.map(Into::into),
-            status: "active".into(),
+            username,
+            role,
+            created_by,
+            status: "active",
         }
     }
 
@@ -648,8 +676,10 @@ mod tests {
             assert!(!set.check_request(&facts(message, false)).allowed);
             assert!(set.check_request(&facts(message, true)).allowed);
             assert!(set.check_request(&facts("/mail/inbox", false)).allowed);
-            let mut disabled = carl.clone();
-            disabled.status = "disabled".into();
+            let disabled = AccountFacts {
+                status: "disabled",
+                ..carl
+            };
             let f = RequestFacts {
                 subject: &disabled,
                 ..facts("/mail/inbox", false)
