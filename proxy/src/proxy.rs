@@ -306,6 +306,7 @@ impl ProxyHttp for Actas {
                     ctx,
                     session.req_header(),
                     &app.config.audit.redact_query_params,
+                    ctx.names(),
                 );
                 e.impersonation_id = Some(imp.id.clone());
                 e.reason = Some("write-ahead".into());
@@ -517,10 +518,13 @@ impl ProxyHttp for Actas {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        // The request's last use of its context: its names move into the record.
+        let names = ctx.take_names();
         let mut e = request_event(
             ctx,
             session.req_header(),
             &self.app.config.audit.redact_query_params,
+            names,
         );
         if ctx.status == 0 {
             ctx.status = session.response_written().map_or(0, |r| r.status.as_u16());
@@ -528,14 +532,40 @@ impl ProxyHttp for Actas {
         e.status = Some(i64::from(ctx.status));
         e.bytes_out = Some(i64::try_from(ctx.bytes_out).unwrap_or(i64::MAX));
         e.duration_ms = Some(i64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(i64::MAX));
-        e.decision = Some(ctx.decision.to_owned());
         e.reason = ctx.reason.take();
         self.app.audit.record(e).await;
     }
 }
 
+/// What names a request in its audit record, from its context.
+struct Names {
+    request_id: String,
+    host: String,
+    client_ip: String,
+}
+
+impl RequestCtx {
+    /// Copies, for a record made while the request goes on.
+    fn names(&self) -> Names {
+        Names {
+            request_id: self.request_id.clone(),
+            host: self.host.clone(),
+            client_ip: self.client.ip.clone(),
+        }
+    }
+
+    /// Takes them, for the request's last record.
+    fn take_names(&mut self) -> Names {
+        Names {
+            request_id: std::mem::take(&mut self.request_id),
+            host: std::mem::take(&mut self.host),
+            client_ip: std::mem::take(&mut self.client.ip),
+        }
+    }
+}
+
 /// The audit event of a request, before its outcome is known.
-fn request_event(ctx: &RequestCtx, req: &RequestHeader, redact: &[String]) -> Event {
+fn request_event(ctx: &RequestCtx, req: &RequestHeader, redact: &[String], names: Names) -> Event {
     let mut e = Event::new(Kind::Request);
     e.ts = ctx.arrived_ms;
     if let Some(s) = ctx.session.as_deref() {
@@ -544,14 +574,20 @@ fn request_event(ctx: &RequestCtx, req: &RequestHeader, redact: &[String]) -> Ev
         e.session_id = Some(s.id.clone());
         e.impersonation_id = s.impersonation.as_ref().map(|i| i.id.clone());
     }
-    e.request_id = Some(ctx.request_id.clone());
+    let Names {
+        request_id,
+        mut host,
+        client_ip,
+    } = names;
+    e.request_id = Some(request_id);
     e.method = Some(req.method.as_str().to_owned());
-    e.host = Some(clip(&ctx.host, 255));
+    host.truncate(clip_at(&host, 255));
+    e.host = Some(host);
     let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut path = redact_path(pq, redact);
     path.truncate(clip_at(&path, 2048));
     e.path = Some(path);
-    e.client_ip = Some(ctx.client.ip.clone());
+    e.client_ip = Some(client_ip);
     e.user_agent = req
         .headers
         .get(http::header::USER_AGENT)
