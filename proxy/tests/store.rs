@@ -428,6 +428,15 @@ async fn audit_indexes(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// The audit records made during one impersonation, oldest first (at most 500).
+async fn made_during(store: &Store, impersonation_id: &str) -> Vec<Record> {
+    let filter = AuditFilter {
+        impersonation_id: Some(impersonation_id.into()),
+        ..AuditFilter::default()
+    };
+    store.audit_records(&filter, false, 0, 500).await.unwrap()
+}
+
 #[tokio::test]
 async fn the_impersonation_index_holds_only_records_made_while_impersonating() {
     for (store, _dir) in backends("audimp").await {
@@ -481,18 +490,7 @@ async fn the_impersonation_index_holds_only_records_made_while_impersonating() {
             }
         }
         drop(conn);
-        let found = store
-            .audit_records(
-                &AuditFilter {
-                    impersonation_id: Some("imp-30".into()),
-                    ..AuditFilter::default()
-                },
-                false,
-                0,
-                10,
-            )
-            .await
-            .unwrap();
+        let found = made_during(&store, "imp-30").await;
         assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![30]);
     }
 }
@@ -553,18 +551,7 @@ async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_
         ] {
             assert!(indexes.iter().any(|i| i == name), "{url}: {indexes:?}");
         }
-        let by_imp = store
-            .audit_records(
-                &AuditFilter {
-                    impersonation_id: Some("imp-2".into()),
-                    ..AuditFilter::default()
-                },
-                false,
-                0,
-                500,
-            )
-            .await
-            .unwrap();
+        let by_imp = made_during(&store, "imp-2").await;
         assert_eq!(by_imp.len(), 75, "{url}");
         // The chain key still refuses a second record at the same place, and the chain
         // goes on where it was.

@@ -121,27 +121,26 @@ struct Shared {
 }
 
 impl Shared {
+    /// The output buffer. Its lock only makes the injector `Sync`; a poisoned one holds
+    /// bytes as good as any.
+    fn out(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn push(&self, bytes: &[u8]) {
-        match self.out.lock() {
-            Ok(mut o) => o.extend_from_slice(bytes),
-            Err(poisoned) => poisoned.into_inner().extend_from_slice(bytes),
-        }
+        self.out().extend_from_slice(bytes);
     }
 
     /// Makes room for `additional` more bytes at once, so that a chunk's output is not
     /// copied again each time the buffer doubles.
     fn reserve(&self, additional: usize) {
-        match self.out.lock() {
-            Ok(mut o) => o.reserve(additional),
-            Err(poisoned) => poisoned.into_inner().reserve(additional),
-        }
+        self.out().reserve(additional);
     }
 
     fn take(&self) -> Vec<u8> {
-        match self.out.lock() {
-            Ok(mut o) => std::mem::take(&mut *o),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
+        std::mem::take(&mut *self.out())
     }
 }
 

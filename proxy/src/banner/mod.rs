@@ -216,7 +216,10 @@ pub fn should_inject(
     {
         return false;
     }
-    if !media_type(resp).is_some_and(|m| m.eq_ignore_ascii_case("text/html")) && !is_xhtml(resp) {
+    let document = |m: &str| {
+        m.eq_ignore_ascii_case("text/html") || m.eq_ignore_ascii_case("application/xhtml+xml")
+    };
+    if !media_type(resp).is_some_and(document) {
         return false;
     }
     if header(resp, CONTENT_DISPOSITION).is_some_and(|d| {

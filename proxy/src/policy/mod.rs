@@ -38,7 +38,6 @@ pub struct AccountFacts<'a> {
 }
 
 /// [`AccountFacts`] owned, as the policy cache keeps them.
-#[derive(PartialEq, Eq)]
 struct OwnedFacts {
     username: String,
     role: String,
@@ -48,19 +47,29 @@ struct OwnedFacts {
 
 impl OwnedFacts {
     fn of(f: &AccountFacts<'_>) -> OwnedFacts {
+        let AccountFacts {
+            username,
+            role,
+            created_by,
+            status,
+        } = *f;
         OwnedFacts {
-            username: f.username.to_owned(),
-            role: f.role.to_owned(),
-            created_by: f.created_by.map(str::to_owned),
-            status: f.status.to_owned(),
+            username: username.to_owned(),
+            role: role.to_owned(),
+            created_by: created_by.map(str::to_owned),
+            status: status.to_owned(),
         }
     }
 
-    fn is(&self, f: &AccountFacts<'_>) -> bool {
-        self.username == f.username
-            && self.role == f.role
-            && self.created_by.as_deref() == f.created_by
-            && self.status == f.status
+    /// The facts kept, as the policies see them: compared with [`AccountFacts`]'s own
+    /// equality, so no field can be left out of the comparison.
+    fn view(&self) -> AccountFacts<'_> {
+        AccountFacts {
+            username: &self.username,
+            role: &self.role,
+            created_by: self.created_by.as_deref(),
+            status: &self.status,
+        }
     }
 }
 
@@ -157,7 +166,6 @@ struct Question<'a> {
 }
 
 /// A [`Question`] kept with its answer, to rule out hash collisions.
-#[derive(PartialEq, Eq)]
 struct Asked {
     action: &'static str,
     actor: OwnedFacts,
@@ -183,8 +191,8 @@ impl Asked {
 
     fn is(&self, q: &Question<'_>) -> bool {
         self.action == q.action
-            && self.actor.is(q.actor)
-            && self.subject.is(q.subject)
+            && self.actor.view() == *q.actor
+            && self.subject.view() == *q.subject
             && self.impersonating == q.impersonating
             && self.method == q.method
             && self.path == q.path
