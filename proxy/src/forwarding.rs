@@ -98,32 +98,33 @@ pub fn strip_inbound(req: &mut RequestHeader) {
     strip_session_cookie(req);
 }
 
-/// Cuts the session cookie out of `Cookie` so the panel never sees the token.
+/// Cuts the session cookie out of `Cookie` so the panel never sees the token. The cookies
+/// left (from every `Cookie` header, in order) travel on in one header.
 fn strip_session_cookie(req: &mut RequestHeader) {
-    let values: Vec<HeaderValue> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    if values.is_empty() {
+    let mut present = false;
+    let mut kept = String::new();
+    for value in req.headers.get_all(http::header::COOKIE) {
+        present = true;
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for c in value.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+            let name = c.split_once('=').map_or(c, |(n, _)| n).trim();
+            if name.eq_ignore_ascii_case(COOKIE_NAME) || name.starts_with("__Host-actas") {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(c);
+        }
+    }
+    if !present {
         return;
     }
-    let kept: Vec<String> = values
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| {
-            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
-            !name.eq_ignore_ascii_case(COOKIE_NAME) && !name.starts_with("__Host-actas")
-        })
-        .map(str::to_owned)
-        .collect();
     req.remove_header(&http::header::COOKIE);
     if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(v) = HeaderValue::try_from(kept) {
             let _ = req.insert_header(http::header::COOKIE, v);
         }
     }
@@ -254,6 +255,25 @@ mod tests {
         let mut r = req(&[("Cookie", "__Host-actas_session=SECRET")]);
         strip_inbound(&mut r);
         assert!(r.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn the_session_cookie_is_cut_out_whatever_its_spelling_and_the_rest_is_kept_in_order() {
+        let mut r = req(&[
+            (
+                "Cookie",
+                " ;a=1;;  __HOST-ACTAS_SESSION = SECRET ; b=\"x y\" ;",
+            ),
+            ("Cookie", "__Host-actas_csrf=T; c"),
+        ]);
+        r.append_header("Cookie", HeaderValue::from_bytes(b"d=\xff").unwrap())
+            .unwrap();
+        r.append_header("Cookie", "e=5").unwrap();
+        strip_inbound(&mut r);
+        let kept: Vec<&HeaderValue> = r.headers.get_all("cookie").iter().collect();
+        // One header, the panel's cookies in the order sent; a value that is not text goes.
+        assert_eq!(kept, vec!["a=1; b=\"x y\"; c; e=5"]);
+        assert!(!format!("{:?}", r.headers).contains("SECRET"));
     }
 
     #[test]

@@ -411,13 +411,9 @@ impl ProxyHttp for Actas {
                 headers.append(name.clone(), v.clone());
             }
         }
-        let accept = req
-            .headers
-            .get(http::header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok());
         // Written out only if the page has a Content-Security-Policy to admit the Stop form in.
         let origin = format_args!("{}://{}", ctx.client.proto, ctx.host);
-        match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, accept, origin) {
+        match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, origin) {
             Ok(injector) => {
                 sync_headers(response, &headers, &crate::banner::PREPARED_HEADERS)?;
                 let framed = response.headers.contains_key(http::header::CONTENT_LENGTH)

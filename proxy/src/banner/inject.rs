@@ -472,8 +472,13 @@ impl Injector {
 
     /// Feeds one upstream chunk; returns what can be sent on now.
     pub fn write(&mut self, chunk: &[u8]) -> Result<Bytes, BannerError> {
-        // What comes out of an uncompressed chunk: the chunk, and the banner if it goes in.
-        let banner_len = usize::try_from(self.banner_len).unwrap_or(0);
+        // What comes out of an uncompressed chunk: the chunk, and the banner if it may
+        // still go in.
+        let banner_len = if self.injected() {
+            0
+        } else {
+            usize::try_from(self.banner_len).unwrap_or(0)
+        };
         self.shared.reserve(chunk.len().saturating_add(banner_len));
         let out = self.run(|p| p.write(chunk))?;
         self.count(out)

@@ -283,7 +283,6 @@ fn upstream_length(resp: &HeaderMap) -> Option<u64> {
 pub fn prepare(
     info: &BannerInfo,
     resp: &mut HeaderMap,
-    _accept_encoding: Option<&str>,
     origin: impl std::fmt::Display,
 ) -> Result<Injector, BannerError> {
     let encoding = inject::ContentEncoding::from_headers(resp)?;

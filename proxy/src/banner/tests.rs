@@ -383,7 +383,7 @@ fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
         "content-security-policy",
         HeaderValue::from_static("default-src 'self'; form-action 'none'"),
     );
-    prepare(&info(), &mut h, Some("gzip"), "https://panel.example").unwrap();
+    prepare(&info(), &mut h, "https://panel.example").unwrap();
     assert!(h.get("content-length").is_none());
     assert!(h.get("content-encoding").is_none());
     let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
@@ -394,14 +394,14 @@ fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
     );
     assert!(!csp.contains("unsafe-inline"));
     let mut utf16 = resp("text/html; charset=utf-16le");
-    assert!(prepare(&info(), &mut utf16, None, "https://p").is_err());
+    assert!(prepare(&info(), &mut utf16, "https://p").is_err());
 }
 
 #[test]
 fn prepare_announces_the_length_of_an_uncompressed_page_it_was_given() {
     let mut h = resp("text/html");
     h.insert("content-length", HeaderValue::from_static("100"));
-    prepare(&info(), &mut h, None, "https://p").unwrap();
+    prepare(&info(), &mut h, "https://p").unwrap();
     let want = (100 + banner().len()).to_string();
     assert_eq!(h.get("content-length").unwrap(), want.as_str());
     // A chunked upstream body, or an empty one, gets no length to keep.
@@ -412,7 +412,7 @@ fn prepare_announces_the_length_of_an_uncompressed_page_it_was_given() {
             http::HeaderName::from_static(k),
             HeaderValue::from_static(v),
         );
-        prepare(&info(), &mut h, None, "https://p").unwrap();
+        prepare(&info(), &mut h, "https://p").unwrap();
         assert!(h.get("content-length").is_none(), "{k}: {v}");
     }
 }
@@ -460,8 +460,8 @@ fn prepare_reads_and_changes_only_the_headers_it_declares() {
             subset.append(name.clone(), v.clone());
         }
     }
-    prepare(&info(), &mut full, None, "https://p").unwrap();
-    prepare(&info(), &mut subset, None, "https://p").unwrap();
+    prepare(&info(), &mut full, "https://p").unwrap();
+    prepare(&info(), &mut subset, "https://p").unwrap();
     for name in &PREPARED_HEADERS {
         let a: Vec<_> = full.get_all(name).iter().collect();
         let b: Vec<_> = subset.get_all(name).iter().collect();

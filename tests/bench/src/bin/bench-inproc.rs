@@ -146,7 +146,7 @@ fn banner() -> serde_json::Value {
             http::StatusCode::OK,
             &resp
         ));
-        let mut inj = prepare(&info, &mut resp, None, "https://panel.example").expect("prepare");
+        let mut inj = prepare(&info, &mut resp, "https://panel.example").expect("prepare");
         bytes += inj.write(page.as_bytes()).expect("write").len();
         bytes += inj.finish().expect("finish").len();
     }
