@@ -519,8 +519,8 @@ def still_missed(results, s3, calib):
         "3 µs streaming the page through it up to `<body>`. The rest is the kernel's: sending a page wakes wrk, "
         "and a wake-up costs the sender more the longer the receiver has been idle. The assertion, the forwarded headers and the audit record are "
         f"the product; on this machine 0.90× allows {allow} of added work per HTML request (see *What a "
-        "microsecond costs here*), all of this included. The p99 bound follows the throughput: at a fixed 32 connections, latency "
-        "is connections ÷ req/s. Next steps worth measuring: the audit trail's CPU (`perf` of its threads: SQLite "
+        "microsecond costs here*), all of this included. The p99 bound follows the throughput (at a fixed 32 connections, latency "
+        "is connections ÷ req/s) and the audit writer's bursts (sixth round). Next steps worth measuring: the audit trail's CPU (`perf` of its threads: SQLite "
         "executing the `INSERT` about 40%, the hash chain 12%, scheduling and preemption 20%), one `x-request-id` "
         "instead of two, and running actas with `threads = 2`, which scenario 3's comparison does not allow."
     )
@@ -771,6 +771,26 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "| Every audit record went into the impersonation index, though nearly all have no impersonation id (`perf` of the audit threads: SQLite executing the `INSERT`, a row and five index entries, is 42% of their CPU) | migration `0003_audit_impersonation_index_partial.sql`: the index keeps only records made while impersonating; a lookup by id still uses it on both backends (store test `the_impersonation_index_holds_only_records_made_while_impersonating`) | `bench-inproc audit-sqlite` with records made without impersonating, whole process CPU for 200,000 records, median of 5 alternating runs: 1.73 s | 1.60 s (0.65 µs less per record) |",
               "| Copies on the proxy thread: the policy facts of both accounts (four strings each) copied for every request and twice more for an impersonated one's revocation check; the request id, host and client address copied into the last audit record, its decision written twice | facts borrowed from the account (the decision cache keeps its own copy of a new question); the last record takes those fields from the request's context | callgrind, proxy thread, instructions per request (1,000 requests): scenario 4 HTML 189,375, JSON 131,313; scenario 5 HTML 228,077 | 188,047, 129,943; 226,241 (below the noise of req/s) |",
               "| The hash chain (12% of the audit threads' CPU) wrote each record's canonical JSON into a new, growing buffer and hex-encoded the digest character by character into another | one buffer per thread, reused; the digest hex-encoded into a fixed array (unit test `the_hash_is_sha256_of_the_previous_hash_and_the_canonical_json` pins the format with the JSON written out by hand, and passes against the previous code too) | `bench-inproc audit-sqlite`, whole process CPU for 200,000 records, median of 5 alternating runs: 1.77 s | 1.73 s |",
+              "",
+              "### Sixth round: what the gap is made of",
+              "",
+              "Experiments rather than fixes, each run side by side on one machine (wrk as above, 4 s or",
+              "5 s runs in alternation, medians of 3 or 4; this machine was slower that day, so compare",
+              "within a row, not with the tables above).", "",
+              "| question (how) | without | with |",
+              "| --- | --- | --- |",
+              "| How fast would scenario 4 be with no audit trail at all? (a local build whose `logging` dropped the record, beside the real one) | — | scenario 3 22,462 req/s; scenario 4 with its audit record 14,950 (0.67×), without 17,225 (0.77×); proxy thread 61.3 µs and 56.9 µs; p99 added +1.54 ms and +0.78 ms |",
+              "| Does the proxy thread make more system calls than the no-op? (`perf stat -e 'syscalls:sys_enter_*'` over a 3 s wrk run, per request) | no-op: `recvfrom` 2.91, `sendto` 1.94, `getpeername` 0.97, `epoll_wait` 0.11 | scenario 4: 2.79, 1.86, 0.93, 0.12 (and the audit threads' `pwrite64`, 0.32) — the same calls; its extra kernel time is in costlier wake-ups, not more calls |",
+              "| Would the audit writer do less harm as `SCHED_IDLE` (it would run only where a core is otherwise idle)? (its threads switched at run time, 4 reps) | `nice 5`: scenario 4 18,809 req/s, p99 3.21 ms; scenario 5 14,176, 3.83 ms (scenario 3: 27,572, 2.03 ms) | 17,467 req/s, 2.81 ms; 13,683, 3.25 ms: a lower p99 bought with 7% of throughput (the proxy thread rose from 49.5 to 55.6 µs a request: wrk and the upstream, woken more often on the other core, cost more to wake), and an audit writer that a busy machine could starve. Not adopted; `nice 0` and `nice 15` were within the noise of `nice 5` |",
+              "| Is mimalloc 3 (the crate's default) slower than mimalloc 2 here? (both proxies built with each) | mimalloc 3: scenario 3 26,892, scenario 4 18,414, scenario 5 14,900 req/s | mimalloc 2: 25,602, 18,737, 13,663: no gain; kept 3 |",
+              "| Where do actas's own microseconds go? (`perf --call-graph dwarf` of the proxy thread, by Pingora phase) | scenario 4 HTML: 5.3 µs a request of 58 µs: `request_filter` 1.9 (cookie 0.26, client address 0.25, cached session 0.17, cached policy decision 0.11), `upstream_request_filter` 1.8 (header stripping 0.4, five header insertions, the cached assertion 0.15), `logging` 1.0 (the audit event 0.5, queueing it 0.27), `response_filter` 0.4 | scenario 5 HTML: 14 µs of 77: `response_filter` 5.0 (building the lol_html rewriter 1.7), `response_body_filter` 3.4, of which lol_html's per-document work for the 74 bytes up to `<body>` is 2.7 (the rest of the page is copied past the rewriter) |",
+              "| Cutting the session cookie out of `Cookie` copied every header value and made a string per cookie | callgrind, proxy thread, instructions per request: scenario 4 HTML 188,342, JSON 130,245; scenario 5 HTML 226,274 | one pass into one string (unit test `the_session_cookie_is_cut_out_whatever_its_spelling_and_the_rest_is_kept_in_order`): 187,733, 129,567; 225,952 (0.3%, below the noise of req/s) |",
+              "",
+              "What this says: even with no audit record at all, the work on the proxy thread alone holds",
+              "scenario 4 near 0.77× here, and the audit trail takes about a tenth more of the throughput",
+              "and about 0.75 ms of p99 (its writer competes for the two cores in bursts, one batch every",
+              "20 ms). actas's own code is about 5 µs a request, spread over a dozen small steps of",
+              "0.1–0.3 µs each; no single step left is worth a round of its own.",
               "",
               "**Still missed: the throughput ratios and the p99 bound.** " + still_missed(results, s3, calib),
               "",
