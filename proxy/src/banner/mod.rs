@@ -22,17 +22,18 @@ use http::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
-/// What the banner says. Every string is escaped before it reaches the page.
-#[derive(Clone, Debug)]
-pub struct BannerInfo {
+/// What the banner says, borrowed from the session it is shown for. Every string is escaped
+/// before it reaches the page.
+#[derive(Clone, Copy, Debug)]
+pub struct BannerInfo<'a> {
     /// Who signed in.
-    pub actor: String,
+    pub actor: &'a str,
     /// Their role.
-    pub actor_role: String,
+    pub actor_role: &'a str,
     /// Whom they act as.
-    pub subject: String,
+    pub subject: &'a str,
     /// Its role.
-    pub subject_role: String,
+    pub subject_role: &'a str,
     /// Start (seconds since the epoch).
     pub started_at: i64,
     /// Hard end (seconds since the epoch).
@@ -40,7 +41,57 @@ pub struct BannerInfo {
     /// Now (seconds since the epoch).
     pub now: i64,
     /// The session's CSRF token, for the Stop form.
-    pub csrf_token: String,
+    pub csrf_token: &'a str,
+}
+
+/// A [`BannerInfo`] kept beyond the request it came from (the markup cache's key).
+struct KeptInfo {
+    actor: String,
+    actor_role: String,
+    subject: String,
+    subject_role: String,
+    started_at: i64,
+    expires_at: i64,
+    now: i64,
+    csrf_token: String,
+}
+
+impl KeptInfo {
+    fn of(info: &BannerInfo<'_>) -> KeptInfo {
+        let BannerInfo {
+            actor,
+            actor_role,
+            subject,
+            subject_role,
+            started_at,
+            expires_at,
+            now,
+            csrf_token,
+        } = *info;
+        KeptInfo {
+            actor: actor.to_owned(),
+            actor_role: actor_role.to_owned(),
+            subject: subject.to_owned(),
+            subject_role: subject_role.to_owned(),
+            started_at,
+            expires_at,
+            now,
+            csrf_token: csrf_token.to_owned(),
+        }
+    }
+
+    fn view(&self) -> BannerInfo<'_> {
+        BannerInfo {
+            actor: &self.actor,
+            actor_role: &self.actor_role,
+            subject: &self.subject,
+            subject_role: &self.subject_role,
+            started_at: self.started_at,
+            expires_at: self.expires_at,
+            now: self.now,
+            csrf_token: &self.csrf_token,
+        }
+    }
 }
 
 /// The path the Stop button posts to.
@@ -95,14 +146,14 @@ fn clock(secs: i64) -> String {
 }
 
 /// Whole minutes left, rounded up, as the banner shows them.
-fn minutes_left(info: &BannerInfo) -> i64 {
+fn minutes_left(info: &BannerInfo<'_>) -> i64 {
     ((info.expires_at - info.now).max(0) + 59) / 60
 }
 
 /// Whether `a` and `b` render the same markup: every field but `now`, which shows only
 /// through the minutes left. The fields are named exhaustively, so a field added to
 /// [`BannerInfo`] does not compile until it is compared here too.
-fn same_markup(a: &BannerInfo, b: &BannerInfo) -> bool {
+fn same_markup(a: &BannerInfo<'_>, b: &BannerInfo<'_>) -> bool {
     let BannerInfo {
         actor,
         actor_role,
@@ -127,23 +178,26 @@ fn same_markup(a: &BannerInfo, b: &BannerInfo) -> bool {
 const RECENT_BANNERS: usize = 8;
 
 /// The next slot to replace, and up to [`RECENT_BANNERS`] banners with their markup.
-type Recent = (usize, Vec<(BannerInfo, Arc<str>)>);
+type Recent = (usize, Vec<(KeptInfo, Arc<str>)>);
 
 /// [`render`], reusing the markup rendered on this thread for the same session and minute:
 /// a session browsing through the proxy renders its banner about once a minute per thread
 /// instead of once a page. The result is always exactly `render(info)`.
-pub fn rendered(info: &BannerInfo) -> Arc<str> {
+pub fn rendered(info: &BannerInfo<'_>) -> Arc<str> {
     thread_local! {
         static RECENT: RefCell<Recent> = const { RefCell::new((0, Vec::new())) };
     }
     RECENT.with(|recent| {
         let mut recent = recent.borrow_mut();
         let (next, entries) = &mut *recent;
-        if let Some((_, markup)) = entries.iter().find(|(seen, _)| same_markup(seen, info)) {
+        if let Some((_, markup)) = entries
+            .iter()
+            .find(|(seen, _)| same_markup(&seen.view(), info))
+        {
             return markup.clone();
         }
         let markup: Arc<str> = render(info).into();
-        let entry = (info.clone(), markup.clone());
+        let entry = (KeptInfo::of(info), markup.clone());
         if entries.len() < RECENT_BANNERS {
             entries.push(entry);
         } else {
@@ -155,7 +209,7 @@ pub fn rendered(info: &BannerInfo) -> Arc<str> {
 }
 
 /// The exact markup inserted into a document.
-pub fn render(info: &BannerInfo) -> String {
+pub fn render(info: &BannerInfo<'_>) -> String {
     let left_min = minutes_left(info);
     format!(
         "<actas-banner><template shadowrootmode=\"open\"><style>{STYLE}</style>\
@@ -164,12 +218,12 @@ pub fn render(info: &BannerInfo) -> String {
 <span class=\"muted\">Started {started} &#183; {left_min} min left</span></span>\
 <form method=\"post\" action=\"{STOP_PATH}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
 <button type=\"submit\">Stop impersonating</button></form></div></template></actas-banner>",
-        subject = escape(&info.subject),
-        subject_role = escape(&info.subject_role),
-        actor = escape(&info.actor),
-        actor_role = escape(&info.actor_role),
+        subject = escape(info.subject),
+        subject_role = escape(info.subject_role),
+        actor = escape(info.actor),
+        actor_role = escape(info.actor_role),
         started = clock(info.started_at),
-        csrf = escape(&info.csrf_token),
+        csrf = escape(info.csrf_token),
     )
 }
 
@@ -281,7 +335,7 @@ fn upstream_length(resp: &HeaderMap) -> Option<u64> {
 /// `Content-Length`, the page's plus the banner's ([`Injector::fixed_length`]); any other
 /// is left without one, for the caller to send in chunks.
 pub fn prepare(
-    info: &BannerInfo,
+    info: &BannerInfo<'_>,
     resp: &mut HeaderMap,
     origin: impl std::fmt::Display,
 ) -> Result<Injector, BannerError> {

@@ -9,16 +9,16 @@ use proptest::prelude::*;
 use super::inject::ContentEncoding;
 use super::*;
 
-fn info() -> BannerInfo {
+fn info() -> BannerInfo<'static> {
     BannerInfo {
-        actor: "ada".into(),
-        actor_role: "admin".into(),
-        subject: "carl".into(),
-        subject_role: "customer".into(),
+        actor: "ada",
+        actor_role: "admin",
+        subject: "carl",
+        subject_role: "customer",
         started_at: 14 * 3600 + 2 * 60,
         expires_at: 14 * 3600 + 2 * 60 + 3600,
         now: 14 * 3600 + 16 * 60,
-        csrf_token: "tok".into(),
+        csrf_token: "tok",
     }
 }
 
@@ -259,8 +259,8 @@ fn utf16_documents_pass_through_untouched() {
 #[test]
 fn the_banner_is_ascii_and_escapes_everything() {
     let mut i = info();
-    i.subject = "<script>alert(1)</script>".into();
-    i.actor = "zo\u{eb} \"&'".into();
+    i.subject = "<script>alert(1)</script>";
+    i.actor = "zo\u{eb} \"&'";
     let b = render(&i);
     assert!(b.is_ascii());
     assert!(!b.contains("<script>"));
@@ -773,11 +773,11 @@ fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
     later.now += 60;
     changes.push(later);
     for edit in [
-        (|i: &mut BannerInfo| i.csrf_token = "other".into()) as fn(&mut BannerInfo),
-        |i| i.subject = "cora".into(),
-        |i| i.subject_role = "reseller".into(),
-        |i| i.actor = "rita".into(),
-        |i| i.actor_role = "reseller".into(),
+        (|i: &mut BannerInfo| i.csrf_token = "other") as fn(&mut BannerInfo),
+        |i| i.subject = "cora",
+        |i| i.subject_role = "reseller",
+        |i| i.actor = "rita",
+        |i| i.actor_role = "reseller",
         |i| i.started_at += 60,
         |i| i.expires_at += 60,
     ] {
@@ -793,8 +793,9 @@ fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
     }
     // More sessions than the thread keeps: every answer is still exactly the rendering.
     for n in 0..3 * RECENT_BANNERS {
+        let token = format!("tok{}", n % (RECENT_BANNERS + 3));
         let mut i = info();
-        i.csrf_token = format!("tok{}", n % (RECENT_BANNERS + 3));
+        i.csrf_token = &token;
         assert_eq!(&*rendered(&i), render(&i));
     }
 }

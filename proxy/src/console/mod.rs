@@ -162,19 +162,19 @@ pub fn banner(session: &SessionRecord) -> Option<String> {
 }
 
 /// What the banner says for a session.
-pub fn banner_info(
-    session: &SessionRecord,
-    imp: &crate::store::sessions::ImpersonationRecord,
-) -> crate::banner::BannerInfo {
+pub fn banner_info<'a>(
+    session: &'a SessionRecord,
+    imp: &'a crate::store::sessions::ImpersonationRecord,
+) -> crate::banner::BannerInfo<'a> {
     crate::banner::BannerInfo {
-        actor: session.actor.username.clone(),
-        actor_role: session.actor.role.as_str().to_owned(),
-        subject: imp.subject.username.clone(),
-        subject_role: imp.subject.role.as_str().to_owned(),
+        actor: &session.actor.username,
+        actor_role: session.actor.role.as_str(),
+        subject: &imp.subject.username,
+        subject_role: imp.subject.role.as_str(),
         started_at: imp.started_at / 1000,
         expires_at: imp.expires_at / 1000,
         now: crate::store::now_ms() / 1000,
-        csrf_token: session.csrf_token.clone(),
+        csrf_token: &session.csrf_token,
     }
 }
 

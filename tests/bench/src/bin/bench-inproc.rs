@@ -119,14 +119,14 @@ fn banner() -> serde_json::Value {
     use actas_proxy::banner::{prepare, should_inject, BannerInfo};
     let page = actas_bench::page();
     let info = BannerInfo {
-        actor: "ada".into(),
-        actor_role: "admin".into(),
-        subject: "carl".into(),
-        subject_role: "customer".into(),
+        actor: "ada",
+        actor_role: "admin",
+        subject: "carl",
+        subject_role: "customer",
         started_at: 1_800_000_000,
         expires_at: 1_800_003_600,
         now: 1_800_000_060,
-        csrf_token: "t0k3n".into(),
+        csrf_token: "t0k3n",
     };
     let mut req = http::HeaderMap::new();
     req.insert("sec-fetch-dest", http::HeaderValue::from_static("document"));
