@@ -22,18 +22,19 @@ use http::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
-/// What the banner says, borrowed from the session it is shown for. Every string is escaped
-/// before it reaches the page.
+/// What the banner says: borrowed from the session it is shown for ([`BannerInfo`]), owned
+/// where the markup cache keeps a banner it has not seen (`BannerFacts<String>`). Every
+/// string is escaped before it reaches the page.
 #[derive(Clone, Copy, Debug)]
-pub struct BannerInfo<'a> {
+pub struct BannerFacts<S> {
     /// Who signed in.
-    pub actor: &'a str,
+    pub actor: S,
     /// Their role.
-    pub actor_role: &'a str,
+    pub actor_role: S,
     /// Whom they act as.
-    pub subject: &'a str,
+    pub subject: S,
     /// Its role.
-    pub subject_role: &'a str,
+    pub subject_role: S,
     /// Start (seconds since the epoch).
     pub started_at: i64,
     /// Hard end (seconds since the epoch).
@@ -41,55 +42,25 @@ pub struct BannerInfo<'a> {
     /// Now (seconds since the epoch).
     pub now: i64,
     /// The session's CSRF token, for the Stop form.
-    pub csrf_token: &'a str,
+    pub csrf_token: S,
 }
 
-/// A [`BannerInfo`] kept beyond the request it came from (the markup cache's key).
-struct KeptInfo {
-    actor: String,
-    actor_role: String,
-    subject: String,
-    subject_role: String,
-    started_at: i64,
-    expires_at: i64,
-    now: i64,
-    csrf_token: String,
-}
+/// What the banner says for one page, borrowed from the session.
+pub type BannerInfo<'a> = BannerFacts<&'a str>;
 
-impl KeptInfo {
-    fn of(info: &BannerInfo<'_>) -> KeptInfo {
-        let BannerInfo {
-            actor,
-            actor_role,
-            subject,
-            subject_role,
-            started_at,
-            expires_at,
-            now,
-            csrf_token,
-        } = *info;
-        KeptInfo {
-            actor: actor.to_owned(),
-            actor_role: actor_role.to_owned(),
-            subject: subject.to_owned(),
-            subject_role: subject_role.to_owned(),
-            started_at,
-            expires_at,
-            now,
-            csrf_token: csrf_token.to_owned(),
-        }
-    }
-
-    fn view(&self) -> BannerInfo<'_> {
-        BannerInfo {
-            actor: &self.actor,
-            actor_role: &self.actor_role,
-            subject: &self.subject,
-            subject_role: &self.subject_role,
+impl<S> BannerFacts<S> {
+    /// The same facts with every string passed through `f`: copies to keep, or a view of
+    /// kept ones to compare.
+    fn map<'s, T>(&'s self, f: impl Fn(&'s S) -> T) -> BannerFacts<T> {
+        BannerFacts {
+            actor: f(&self.actor),
+            actor_role: f(&self.actor_role),
+            subject: f(&self.subject),
+            subject_role: f(&self.subject_role),
             started_at: self.started_at,
             expires_at: self.expires_at,
             now: self.now,
-            csrf_token: &self.csrf_token,
+            csrf_token: f(&self.csrf_token),
         }
     }
 }
@@ -178,7 +149,7 @@ fn same_markup(a: &BannerInfo<'_>, b: &BannerInfo<'_>) -> bool {
 const RECENT_BANNERS: usize = 8;
 
 /// The next slot to replace, and up to [`RECENT_BANNERS`] banners with their markup.
-type Recent = (usize, Vec<(KeptInfo, Arc<str>)>);
+type Recent = (usize, Vec<(BannerFacts<String>, Arc<str>)>);
 
 /// [`render`], reusing the markup rendered on this thread for the same session and minute:
 /// a session browsing through the proxy renders its banner about once a minute per thread
@@ -192,12 +163,12 @@ pub fn rendered(info: &BannerInfo<'_>) -> Arc<str> {
         let (next, entries) = &mut *recent;
         if let Some((_, markup)) = entries
             .iter()
-            .find(|(seen, _)| same_markup(&seen.view(), info))
+            .find(|(seen, _)| same_markup(&seen.map(String::as_str), info))
         {
             return markup.clone();
         }
         let markup: Arc<str> = render(info).into();
-        let entry = (KeptInfo::of(info), markup.clone());
+        let entry = (info.map(|s| (*s).to_owned()), markup.clone());
         if entries.len() < RECENT_BANNERS {
             entries.push(entry);
         } else {

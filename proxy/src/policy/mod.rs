@@ -23,52 +23,33 @@ use cedar_policy::{
 pub use cases::{run_tests, TestReport};
 pub use watch::{watch, WatchGuard};
 
-/// The facts about one account that policies see, borrowed from the account: asking
-/// costs no copy (the policy cache keeps its own copy of a question it has not seen).
+/// The facts about one account that policies see: borrowed from the account when asking
+/// ([`AccountFacts`], no copy), owned where the policy cache keeps a question it has not
+/// seen (`Facts<String>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AccountFacts<'a> {
+pub struct Facts<S> {
     /// Username.
-    pub username: &'a str,
+    pub username: S,
     /// admin, reseller or customer.
-    pub role: &'a str,
+    pub role: S,
     /// The creator's username.
-    pub created_by: Option<&'a str>,
+    pub created_by: Option<S>,
     /// active or disabled.
-    pub status: &'a str,
+    pub status: S,
 }
 
-/// [`AccountFacts`] owned, as the policy cache keeps them.
-struct OwnedFacts {
-    username: String,
-    role: String,
-    created_by: Option<String>,
-    status: String,
-}
+/// The facts as policies are asked about them, borrowed from the account.
+pub type AccountFacts<'a> = Facts<&'a str>;
 
-impl OwnedFacts {
-    fn of(f: &AccountFacts<'_>) -> OwnedFacts {
-        let AccountFacts {
-            username,
-            role,
-            created_by,
-            status,
-        } = *f;
-        OwnedFacts {
-            username: username.to_owned(),
-            role: role.to_owned(),
-            created_by: created_by.map(str::to_owned),
-            status: status.to_owned(),
-        }
-    }
-
-    /// The facts kept, as the policies see them: compared with [`AccountFacts`]'s own
-    /// equality, so no field can be left out of the comparison.
-    fn view(&self) -> AccountFacts<'_> {
-        AccountFacts {
-            username: &self.username,
-            role: &self.role,
-            created_by: self.created_by.as_deref(),
-            status: &self.status,
+impl<S> Facts<S> {
+    /// The same facts with every string passed through `f`: copies to keep, or a view of
+    /// kept ones to compare with [`AccountFacts`]'s own equality (no field left out).
+    fn map<'s, T>(&'s self, f: impl Fn(&'s S) -> T) -> Facts<T> {
+        Facts {
+            username: f(&self.username),
+            role: f(&self.role),
+            created_by: self.created_by.as_ref().map(&f),
+            status: f(&self.status),
         }
     }
 }
@@ -168,8 +149,8 @@ struct Question<'a> {
 /// A [`Question`] kept with its answer, to rule out hash collisions.
 struct Asked {
     action: &'static str,
-    actor: OwnedFacts,
-    subject: OwnedFacts,
+    actor: Facts<String>,
+    subject: Facts<String>,
     impersonating: bool,
     method: String,
     path: String,
@@ -180,8 +161,8 @@ impl Asked {
     fn of(q: &Question<'_>) -> Asked {
         Asked {
             action: q.action,
-            actor: OwnedFacts::of(q.actor),
-            subject: OwnedFacts::of(q.subject),
+            actor: q.actor.map(|s| (*s).to_owned()),
+            subject: q.subject.map(|s| (*s).to_owned()),
             impersonating: q.impersonating,
             method: q.method.to_owned(),
             path: q.path.to_owned(),
@@ -191,8 +172,8 @@ impl Asked {
 
     fn is(&self, q: &Question<'_>) -> bool {
         self.action == q.action
-            && self.actor.view() == *q.actor
-            && self.subject.view() == *q.subject
+            && self.actor.map(String::as_str) == *q.actor
+            && self.subject.map(String::as_str) == *q.subject
             && self.impersonating == q.impersonating
             && self.method == q.method
             && self.path == q.path
