@@ -11,7 +11,6 @@ use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// The header that carries the assertion.
 pub const HEADER: &str = "x-actas-assertion";
@@ -144,7 +143,7 @@ pub struct Signer25519 {
 
 /// The key id of a public key: 16 hex digits of SHA-256 over its 32 raw bytes.
 pub fn key_id(public: &[u8; 32]) -> String {
-    hex::encode(&Sha256::digest(public)[..8])
+    hex::encode(&crate::digest::sha256(&[public])[..8])
 }
 
 impl Signer25519 {

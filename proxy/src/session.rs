@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::store::sessions::SessionRecord;
 
@@ -49,7 +48,7 @@ pub fn random_id() -> String {
 
 /// SHA-256 of a token, hex: what the store keeps.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::digest::sha256_hex(&[token.as_bytes()])
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers. Malformed pairs are

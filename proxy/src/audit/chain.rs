@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::Record;
 
@@ -69,23 +68,15 @@ pub fn compute_hash(record: &Record) -> String {
         reason: &record.reason,
         prev_hash: &record.prev_hash,
     };
-    let digest = CANONICAL.with(|buf| {
+    CANONICAL.with(|buf| {
         let mut buf = buf.borrow_mut();
         buf.clear();
         // Serializing plain strings and integers cannot fail.
         if serde_json::to_writer(&mut *buf, &canonical).is_err() {
             buf.clear();
         }
-        let mut h = Sha256::new();
-        h.update(record.prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(&buf[..]);
-        h.finalize()
-    });
-    let mut hex = [0u8; 64];
-    // 32 bytes are exactly 64 hex digits, all ASCII.
-    let _ = hex::encode_to_slice(digest, &mut hex);
-    String::from_utf8_lossy(&hex).into_owned()
+        crate::digest::sha256_hex(&[record.prev_hash.as_bytes(), b"\n", &buf[..]])
+    })
 }
 
 /// The first problem found walking one instance's chain.
@@ -187,6 +178,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn chain(n: i64) -> Vec<Record> {
         let mut prev = GENESIS.to_owned();

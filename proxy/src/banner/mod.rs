@@ -20,7 +20,6 @@ use std::sync::{Arc, OnceLock};
 use base64::Engine;
 use http::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
-use sha2::{Digest, Sha256};
 
 /// What the banner says: borrowed from the session it is shown for ([`BannerInfo`]), owned
 /// where the markup cache keeps a banner it has not seen (`BannerFacts<String>`). Every
@@ -83,7 +82,7 @@ button:focus-visible{outline:3px solid #fff;outline-offset:2px}\
 pub fn style_hash_source() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
-        let digest = Sha256::digest(STYLE.as_bytes());
+        let digest = crate::digest::sha256(&[STYLE.as_bytes()]);
         format!(
             "'sha256-{}'",
             base64::engine::general_purpose::STANDARD.encode(digest)

@@ -5,6 +5,7 @@ use std::io::Write;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use proptest::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::inject::ContentEncoding;
 use super::*;
