@@ -43,7 +43,7 @@ pub struct Metrics {
     pub audit_batches_total: AtomicU64,
     /// Audit batches that failed.
     pub audit_write_failures_total: AtomicU64,
-    /// Time spent writing audit batches (µs).
+    /// Time spent writing audit batches, chaining them included (µs).
     pub audit_write_micros_total: AtomicU64,
     /// State-changing impersonated requests refused because the audit store was unavailable.
     pub audit_unavailable_total: AtomicU64,
@@ -109,7 +109,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP actas_audit_write_seconds_total Time spent writing audit batches.\n# TYPE actas_audit_write_seconds_total counter\nactas_audit_write_seconds_total {:.6}",
+            "# HELP actas_audit_write_seconds_total Time spent writing audit batches, chaining them included.\n# TYPE actas_audit_write_seconds_total counter\nactas_audit_write_seconds_total {:.6}",
             self.audit_write_micros_total.load(Ordering::Relaxed) as f64 / 1e6
         );
         out

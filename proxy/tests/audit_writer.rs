@@ -40,10 +40,15 @@ fn start(s: &Setup) -> (WriterHandle, AuditLog) {
 
 /// A writer of chain "w" that lingers for an hour and writes at most `batch_max` at a time.
 fn start_batching(s: &Setup, batch_max: usize) -> (WriterHandle, AuditLog) {
+    start_queueing(s, batch_max, 64)
+}
+
+/// [`start_batching`] with a queue of `capacity` records.
+fn start_queueing(s: &Setup, batch_max: usize, capacity: usize) -> (WriterHandle, AuditLog) {
     let writer = WriterHandle::start(WriterSettings {
         url: s.url.clone(),
         instance: "w".into(),
-        capacity: 64,
+        capacity,
         batch_max,
         linger: AN_HOUR,
     })
@@ -177,6 +182,62 @@ fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order
         records.iter().map(|r| r.seq).collect::<Vec<_>>(),
         [1, 2],
         "numbered without a gap"
+    );
+    writer.shutdown();
+}
+
+#[test]
+fn a_batch_of_several_statements_is_chained_across_them_and_written_all_or_none() {
+    let s = setup();
+    // The store refuses the 150th record of the chain while `refuse.on` is 1: a row of the
+    // third INSERT of a 200-record batch (64 rows a statement), after two went in.
+    s.rt.block_on(async {
+        let store = Store::open(&s.url, 1).await.unwrap();
+        for sql in [
+            "CREATE TABLE refuse (on_ INTEGER NOT NULL)",
+            "INSERT INTO refuse (on_) VALUES (1)",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.seq = 150 AND (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'store refuses'); END",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+        store.close().await;
+    });
+    let (writer, log) = start_queueing(&s, 2048, 512);
+    let paths: Vec<String> = (0..199).map(|n| format!("/{n}")).collect();
+    s.rt.block_on(async {
+        for p in &paths {
+            log.record(event(p)).await;
+        }
+        // Waiting for the 200th record writes all 200 as one batch, which the store refuses.
+        let refused = log.record_durably(event("/refused"), PATIENCE).await;
+        assert!(
+            matches!(refused, Err(AuditError::Store(ref m)) if m.contains("store refuses")),
+            "{refused:?}"
+        );
+    });
+    assert_eq!(
+        chain(&s).len(),
+        0,
+        "the statements before the refused one were kept"
+    );
+    s.rt.block_on(async {
+        let store = Store::open(&s.url, 1).await.unwrap();
+        sqlx::query("UPDATE refuse SET on_ = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        tokio::time::timeout(PATIENCE, log.flush())
+            .await
+            .expect("the records kept were never written");
+    });
+    // Chained from one statement's last row to the next one's first, numbered again from
+    // the chain's head with no gap.
+    let records = chain(&s);
+    assert_eq!(verified_paths(&records), paths);
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=199).collect::<Vec<i64>>()
     );
     writer.shutdown();
 }

@@ -7,8 +7,10 @@
 //! holding its record has committed. The writer runs on its own thread and runtime with its
 //! own connection, so the proxy's runtimes can stop while it drains the queue.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::chain::{compute_hash, GENESIS};
 use super::{Event, Record};
 use crate::metrics::METRICS;
+use crate::store::audit::AUDIT_ROWS_PER_STATEMENT;
 use crate::store::{Durability, Store, StoreError};
 
 /// Why a durable write did not happen.
@@ -423,16 +426,9 @@ impl Writer {
         // numbered again from the chain's head.
         let mut seq = self.seq;
         let mut prev = self.hash.clone();
-        for r in &mut pending.records {
-            seq += 1;
-            r.seq = seq;
-            r.prev_hash = std::mem::take(&mut prev);
-            r.hash = compute_hash(r);
-            prev.clone_from(&r.hash);
-        }
-        let records = &pending.records;
         let started = Instant::now();
-        let result = self.store.insert_audit(records).await;
+        let result = write_chained(&self.store, &mut pending.records, &mut seq, &mut prev).await;
+        let records = &pending.records;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         METRICS
             .audit_write_micros_total
@@ -474,5 +470,49 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// Numbers and chains `records` after `(seq, prev)` and writes them as one batch, chaining
+/// each statement's rows while the database stores the rows before them: the hash chain
+/// (on this thread) and the database's work (on its own thread, or its own server) overlap
+/// instead of taking turns. On return `(seq, prev)` is the head after the last record
+/// chained; it is the chain's head only if the batch was written.
+async fn write_chained(
+    store: &Store,
+    records: &mut [Record],
+    seq: &mut i64,
+    prev: &mut String,
+) -> Result<(), StoreError> {
+    let mut batch = store.begin_audit(records.len()).await?;
+    let mut chunks = records.chunks_mut(AUDIT_ROWS_PER_STATEMENT);
+    let mut next = chunks.next();
+    if let Some(chunk) = next.as_deref_mut() {
+        chain(chunk, seq, prev);
+    }
+    while let Some(chunk) = next {
+        let mut insert = std::pin::pin!(batch.insert(chunk));
+        // The first poll hands the statement to the database.
+        let first = std::future::poll_fn(|cx| Poll::Ready(insert.as_mut().poll(cx))).await;
+        next = chunks.next();
+        if let Some(chunk) = next.as_deref_mut() {
+            chain(chunk, seq, prev);
+        }
+        match first {
+            Poll::Ready(result) => result?,
+            Poll::Pending => insert.await?,
+        }
+    }
+    batch.commit().await
+}
+
+/// Numbers and hashes `records` in order after `(seq, prev)`, moving the head along.
+fn chain(records: &mut [Record], seq: &mut i64, prev: &mut String) {
+    for r in records {
+        *seq += 1;
+        r.seq = *seq;
+        r.prev_hash = std::mem::take(prev);
+        r.hash = compute_hash(r);
+        prev.clone_from(&r.hash);
     }
 }

@@ -1,7 +1,7 @@
 //! Queries of the `audit` table.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Arguments, Row};
 
 use super::{Backend, Store, StoreError};
 use crate::audit::Record;
@@ -107,35 +107,38 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
-/// Binds `records`' columns, row after row, to an INSERT made by [`insert_sql`].
+/// Binds `records`' columns, row after row, to an INSERT made by [`insert_sql`]. Every
+/// text is bound as a borrowed `&str`: sqlx's `Any` driver copies a bound `String` (or
+/// `&String`) into a new one, which was an allocation and a copy for each of a record's
+/// fifteen texts, freed again once SQLite had made its own copy.
 fn insert_rows<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    mut q: sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>>,
     records: &'q [Record],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>> {
     for r in records {
         q = q
-            .bind(&r.id)
-            .bind(&r.instance)
+            .bind(r.id.as_str())
+            .bind(r.instance.as_str())
             .bind(r.seq)
             .bind(r.ts)
-            .bind(&r.kind)
-            .bind(&r.actor)
-            .bind(&r.subject)
-            .bind(&r.session_id)
-            .bind(&r.impersonation_id)
-            .bind(&r.request_id)
-            .bind(&r.method)
-            .bind(&r.host)
-            .bind(&r.path)
+            .bind(r.kind.as_str())
+            .bind(r.actor.as_deref())
+            .bind(r.subject.as_deref())
+            .bind(r.session_id.as_deref())
+            .bind(r.impersonation_id.as_deref())
+            .bind(r.request_id.as_deref())
+            .bind(r.method.as_deref())
+            .bind(r.host.as_deref())
+            .bind(r.path.as_deref())
             .bind(r.status)
             .bind(r.bytes_out)
             .bind(r.duration_ms)
-            .bind(&r.client_ip)
-            .bind(&r.user_agent)
-            .bind(&r.decision)
-            .bind(&r.reason)
-            .bind(&r.prev_hash)
-            .bind(&r.hash);
+            .bind(r.client_ip.as_deref())
+            .bind(r.user_agent.as_deref())
+            .bind(r.decision.as_deref())
+            .bind(r.reason.as_deref())
+            .bind(r.prev_hash.as_str())
+            .bind(r.hash.as_str());
     }
     q
 }
@@ -174,21 +177,62 @@ pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, V
     (sql, values)
 }
 
-impl Store {
-    /// Writes `records` all or none: a batch that fits one statement is that one statement
-    /// (atomic by itself), a larger one is a transaction. A lone statement also spares
-    /// SQLite the statement journal it keeps for every multi-row statement inside a
-    /// transaction, and the store two round trips (`BEGIN`, `COMMIT`).
-    pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
-        if records.len() <= ROWS_PER_STATEMENT {
-            return self.insert_audit_rows(self.pool(), records).await;
+/// One batch of audit records being written, all or none: a batch that fits one statement
+/// is that one statement (atomic by itself), a larger one is a transaction. A lone
+/// statement also spares SQLite the statement journal it keeps for every multi-row
+/// statement inside a transaction, and the store two round trips (`BEGIN`, `COMMIT`).
+///
+/// The rows go in by [`AuditBatch::insert`], at most [`AUDIT_ROWS_PER_STATEMENT`] at a time,
+/// so that a caller can prepare the next rows while the database stores the last ones.
+pub struct AuditBatch<'s> {
+    store: &'s Store,
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+/// Rows per INSERT statement: what [`AuditBatch::insert`] takes at most.
+pub const AUDIT_ROWS_PER_STATEMENT: usize = ROWS_PER_STATEMENT;
+
+impl AuditBatch<'_> {
+    /// Inserts `records` (at most [`AUDIT_ROWS_PER_STATEMENT`]) as one statement.
+    pub async fn insert(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        debug_assert!(records.len() <= ROWS_PER_STATEMENT);
+        match &mut self.tx {
+            Some(tx) => self.store.insert_audit_rows(&mut **tx, records).await,
+            None => {
+                self.store
+                    .insert_audit_rows(self.store.pool(), records)
+                    .await
+            }
         }
-        let mut tx = self.pool().begin().await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            self.insert_audit_rows(&mut *tx, chunk).await?;
+    }
+
+    /// Makes the batch durable (a lone statement already is).
+    pub async fn commit(self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx {
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Begins a batch of `rows` audit records (see [`AuditBatch`]).
+    pub async fn begin_audit(&self, rows: usize) -> Result<AuditBatch<'_>, StoreError> {
+        let tx = if rows > ROWS_PER_STATEMENT {
+            Some(self.pool().begin().await?)
+        } else {
+            None
+        };
+        Ok(AuditBatch { store: self, tx })
+    }
+
+    /// Writes `records` all or none, as one [`AuditBatch`].
+    pub async fn insert_audit(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut batch = self.begin_audit(records.len()).await?;
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            batch.insert(chunk).await?;
+        }
+        batch.commit().await
     }
 
     /// One INSERT of at most [`ROWS_PER_STATEMENT`] records, on the pool or in a transaction.
@@ -201,7 +245,10 @@ impl Store {
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
         let sql = insert_sql(self.backend(), records.len());
-        insert_rows(sqlx::query(&sql), records)
+        // Room for every value at once, rather than by doubling as they are bound.
+        let mut args = AnyArguments::default();
+        args.reserve(records.len() * COLUMNS.len(), 0);
+        insert_rows(sqlx::query_with(&sql, args), records)
             .execute(executor)
             .await?;
         Ok(())
