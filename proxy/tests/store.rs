@@ -9,7 +9,7 @@ use actas_proxy::directory::{Role, Status};
 use actas_proxy::store::audit::AuditFilter;
 use actas_proxy::store::directory::NewAccount;
 use actas_proxy::store::sessions::{NewImpersonation, NewSession};
-use actas_proxy::store::{now_ms, Backend, Store};
+use actas_proxy::store::{now_ms, Backend, Store, StoreError};
 
 fn postgres_base() -> String {
     std::env::var("ACTAS_TEST_POSTGRES")
@@ -276,6 +276,34 @@ async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
             store.audit_records(&f, true, 0, 5).await.unwrap()[0].seq,
             1200
         );
+    }
+}
+
+#[tokio::test]
+async fn an_audit_batch_refuses_rows_beyond_what_it_was_begun_for() {
+    for (store, _dir) in backends("audb").await {
+        // A lone-statement batch (no transaction) would write a second statement on its
+        // own: refused. So is a statement of more than 64 rows in a larger batch.
+        let mut lone = store.begin_audit(1).await.unwrap();
+        lone.insert(&[record("c", 1, GENESIS)]).await.unwrap();
+        let over = lone.insert(&[record("c", 2, GENESIS)]).await;
+        assert!(matches!(over, Err(StoreError::BatchOverrun(_))), "{over:?}");
+        lone.commit().await.unwrap();
+        let rows: Vec<_> = (2..=101).map(|seq| record("c", seq, GENESIS)).collect();
+        let mut big = store.begin_audit(rows.len()).await.unwrap();
+        let over = big.insert(&rows[..65]).await;
+        assert!(matches!(over, Err(StoreError::BatchOverrun(_))), "{over:?}");
+        big.insert(&rows[..64]).await.unwrap();
+        big.insert(&rows[64..]).await.unwrap();
+        big.commit().await.unwrap();
+        let seqs: Vec<i64> = store
+            .audit_chain("c", 0, 500)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, (1..=101).collect::<Vec<i64>>());
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::chain::{compute_hash, GENESIS};
 use super::{Event, Record};
 use crate::metrics::METRICS;
-use crate::store::audit::AUDIT_ROWS_PER_STATEMENT;
+use crate::store::audit::ROWS_PER_STATEMENT;
 use crate::store::{Durability, Store, StoreError};
 
 /// Why a durable write did not happen.
@@ -485,7 +485,7 @@ async fn write_chained(
     prev: &mut String,
 ) -> Result<(), StoreError> {
     let mut batch = store.begin_audit(records.len()).await?;
-    let mut chunks = records.chunks_mut(AUDIT_ROWS_PER_STATEMENT);
+    let mut chunks = records.chunks_mut(ROWS_PER_STATEMENT);
     let mut next = chunks.next();
     if let Some(chunk) = next.as_deref_mut() {
         chain(chunk, seq, prev);

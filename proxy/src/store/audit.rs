@@ -37,7 +37,7 @@ const COLUMNS: [&str; 22] = [
 /// SQLite finds a *named* parameter (`$N`) by a linear scan, which made binding quadratic
 /// in the statement's size (measured: 29% of the audit writer's CPU in
 /// `sqlite3_bind_parameter_name` at 24 rows per statement).
-const ROWS_PER_STATEMENT: usize = 64;
+pub const ROWS_PER_STATEMENT: usize = 64;
 
 /// Which records to read.
 #[derive(Clone, Debug, Default)]
@@ -182,20 +182,28 @@ pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, V
 /// statement also spares SQLite the statement journal it keeps for every multi-row
 /// statement inside a transaction, and the store two round trips (`BEGIN`, `COMMIT`).
 ///
-/// The rows go in by [`AuditBatch::insert`], at most [`AUDIT_ROWS_PER_STATEMENT`] at a time,
+/// The rows go in by [`AuditBatch::insert`], at most [`ROWS_PER_STATEMENT`] at a time,
 /// so that a caller can prepare the next rows while the database stores the last ones.
 pub struct AuditBatch<'s> {
     store: &'s Store,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    /// Rows the batch was begun for and not inserted yet.
+    left: usize,
 }
 
-/// Rows per INSERT statement: what [`AuditBatch::insert`] takes at most.
-pub const AUDIT_ROWS_PER_STATEMENT: usize = ROWS_PER_STATEMENT;
-
 impl AuditBatch<'_> {
-    /// Inserts `records` (at most [`AUDIT_ROWS_PER_STATEMENT`]) as one statement.
+    /// Inserts `records` (at most [`ROWS_PER_STATEMENT`]) as one statement.
     pub async fn insert(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        debug_assert!(records.len() <= ROWS_PER_STATEMENT);
+        // More rows than begun for could land outside the transaction, or in a second
+        // statement of a batch that has none: refused, so a batch stays all or none.
+        if records.len() > ROWS_PER_STATEMENT || records.len() > self.left {
+            return Err(StoreError::BatchOverrun(format!(
+                "given {} rows with {} left of what it was begun for",
+                records.len(),
+                self.left
+            )));
+        }
+        self.left -= records.len();
         match &mut self.tx {
             Some(tx) => self.store.insert_audit_rows(&mut **tx, records).await,
             None => {
@@ -223,7 +231,11 @@ impl Store {
         } else {
             None
         };
-        Ok(AuditBatch { store: self, tx })
+        Ok(AuditBatch {
+            store: self,
+            tx,
+            left: rows,
+        })
     }
 
     /// Writes `records` all or none, as one [`AuditBatch`].

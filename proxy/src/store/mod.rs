@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A row holds a value this version does not understand.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// A batch was given more rows than it was begun for (a bug in the caller).
+    #[error("audit batch overrun: {0}")]
+    BatchOverrun(String),
 }
 
 /// Durability wanted of a pool's connections (SQLite only; PostgreSQL always commits durably).
