@@ -140,21 +140,37 @@ fn a_flush_and_the_shutdown_do_not_wait_for_the_linger() {
     assert_eq!(verified_paths(&chain(&s)), ["/a", "/b", "/c"]);
 }
 
-#[test]
-fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order() {
-    let s = setup();
-    // The store refuses every audit row while `refuse.on` is 1.
+/// Makes the store refuse (`RAISE(ABORT, 'store refuses')`) every audit row for which the
+/// SQL `condition` on `NEW` holds, until [`stop_refusing`].
+fn refuse_rows(s: &Setup, condition: &str) {
     s.rt.block_on(async {
         let store = Store::open(&s.url, 1).await.unwrap();
         for sql in [
-            "CREATE TABLE refuse (on_ INTEGER NOT NULL)",
-            "INSERT INTO refuse (on_) VALUES (1)",
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'store refuses'); END",
+            "CREATE TABLE refuse (on_ INTEGER NOT NULL)".to_owned(),
+            "INSERT INTO refuse (on_) VALUES (1)".to_owned(),
+            format!("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN ({condition}) AND (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'store refuses'); END"),
         ] {
-            sqlx::query(sql).execute(store.pool()).await.unwrap();
+            sqlx::query(&sql).execute(store.pool()).await.unwrap();
         }
         store.close().await;
     });
+}
+
+/// Lets the store take the rows [`refuse_rows`] refused.
+async fn stop_refusing(url: &str) {
+    let store = Store::open(url, 1).await.unwrap();
+    sqlx::query("UPDATE refuse SET on_ = 0")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+#[test]
+fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order() {
+    let s = setup();
+    // The store refuses every audit row until told to stop.
+    refuse_rows(&s, "1");
     let (writer, log) = start(&s);
     s.rt.block_on(async {
         log.record(event("/kept-1")).await;
@@ -164,12 +180,7 @@ fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order
             "{refused:?}"
         );
         log.record(event("/kept-2")).await;
-        let store = Store::open(&s.url, 1).await.unwrap();
-        sqlx::query("UPDATE refuse SET on_ = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        store.close().await;
+        stop_refusing(&s.url).await;
         tokio::time::timeout(PATIENCE, log.flush())
             .await
             .expect("the records kept were never written");
@@ -189,19 +200,9 @@ fn a_refused_batch_refuses_its_write_ahead_records_and_keeps_the_others_in_order
 #[test]
 fn a_batch_of_several_statements_is_chained_across_them_and_written_all_or_none() {
     let s = setup();
-    // The store refuses the 150th record of the chain while `refuse.on` is 1: a row of the
+    // The store refuses the 150th record of the chain until told to stop: a row of the
     // third INSERT of a 200-record batch (64 rows a statement), after two went in.
-    s.rt.block_on(async {
-        let store = Store::open(&s.url, 1).await.unwrap();
-        for sql in [
-            "CREATE TABLE refuse (on_ INTEGER NOT NULL)",
-            "INSERT INTO refuse (on_) VALUES (1)",
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.seq = 150 AND (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'store refuses'); END",
-        ] {
-            sqlx::query(sql).execute(store.pool()).await.unwrap();
-        }
-        store.close().await;
-    });
+    refuse_rows(&s, "NEW.seq = 150");
     let (writer, log) = start_queueing(&s, 2048, 512);
     let paths: Vec<String> = (0..199).map(|n| format!("/{n}")).collect();
     s.rt.block_on(async {
@@ -221,12 +222,7 @@ fn a_batch_of_several_statements_is_chained_across_them_and_written_all_or_none(
         "the statements before the refused one were kept"
     );
     s.rt.block_on(async {
-        let store = Store::open(&s.url, 1).await.unwrap();
-        sqlx::query("UPDATE refuse SET on_ = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        store.close().await;
+        stop_refusing(&s.url).await;
         tokio::time::timeout(PATIENCE, log.flush())
             .await
             .expect("the records kept were never written");
