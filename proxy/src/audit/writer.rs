@@ -486,18 +486,12 @@ async fn write_chained(
 ) -> Result<(), StoreError> {
     let mut batch = store.begin_audit(records.len()).await?;
     let mut chunks = records.chunks_mut(ROWS_PER_STATEMENT);
-    let mut next = chunks.next();
-    if let Some(chunk) = next.as_deref_mut() {
-        chain(chunk, seq, prev);
-    }
+    let mut next = chain_next(&mut chunks, seq, prev);
     while let Some(chunk) = next {
         let mut insert = std::pin::pin!(batch.insert(chunk));
         // The first poll hands the statement to the database.
         let first = std::future::poll_fn(|cx| Poll::Ready(insert.as_mut().poll(cx))).await;
-        next = chunks.next();
-        if let Some(chunk) = next.as_deref_mut() {
-            chain(chunk, seq, prev);
-        }
+        next = chain_next(&mut chunks, seq, prev);
         match first {
             Poll::Ready(result) => result?,
             Poll::Pending => insert.await?,
@@ -506,13 +500,20 @@ async fn write_chained(
     batch.commit().await
 }
 
-/// Numbers and hashes `records` in order after `(seq, prev)`, moving the head along.
-fn chain(records: &mut [Record], seq: &mut i64, prev: &mut String) {
-    for r in records {
+/// The next statement's rows, numbered and hashed in order after `(seq, prev)`, which
+/// moves along to their last record.
+fn chain_next<'r>(
+    chunks: &mut std::slice::ChunksMut<'r, Record>,
+    seq: &mut i64,
+    prev: &mut String,
+) -> Option<&'r mut [Record]> {
+    let records = chunks.next()?;
+    for r in records.iter_mut() {
         *seq += 1;
         r.seq = *seq;
         r.prev_hash = std::mem::take(prev);
         r.hash = compute_hash(r);
         prev.clone_from(&r.hash);
     }
+    Some(records)
 }
