@@ -541,8 +541,8 @@ def still_missed(results, s3, calib):
         "priority beside the proxy thread (cutting it by a sixth with a longer linger did not move req/s beyond the "
         "noise), while every microsecond of work on the proxy thread shows in throughput, as *What a microsecond costs "
         "here* measures. The banner adds "
-        f"{px5 - px4['page.html']:.1f} µs more in scenario 5. Of that, `perf` (DWARF call graphs of the proxy thread, "
-        "fifth round) finds about 8 µs in actas's own code: 5 µs preparing the response headers and building a "
+        f"{px5 - px4['page.html']:.1f} µs more in scenario 5 in this run; `perf` (DWARF call graphs of the proxy thread, "
+        "fifth round) found the banner's own code at about 8 µs a page: 5 µs preparing the response headers and building a "
         "lol_html rewriter (its selector program is compiled for every page; lol_html has no way to reuse one), "
         "3 µs streaming the page through it up to `<body>` (about 5.5 µs on the eighth round's faster machine). "
         "The rest is the kernel's (eighth round): sending a page wakes wrk, "
@@ -907,9 +907,9 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "",
               "### Ninth round: link-time optimisation, and the forwarded headers",
               "",
-              "This run is on an AMD EPYC (2 cores, with the SHA extensions), slower and noisier than the",
-              f"eighth round's machine: in the tables above the no-op Pingora serves the page at {s3p:,.0f} req/s,",
-              f"and its single 5 s runs ranged from {min(x['rps'] for x in s3['page.html']):,.0f} to {max(x['rps'] for x in s3['page.html']):,.0f}. Instructions (callgrind, as in",
+              "The ninth round ran on an AMD EPYC (2 cores, with the SHA extensions), slower and noisier than",
+              "the eighth round's machine: in the two full runs of that round (the second at 47396cc) the no-op",
+              "Pingora served the page at 9,904 to 15,637 req/s in single 5 s runs. Instructions (callgrind, as in",
               "*Instructions per request*) are therefore the figures to compare here; req/s side by side are",
               "given for completeness (4 alternating runs, medians).",
               "",
@@ -925,6 +925,16 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "(`RequestHeader` has no `DerefMut`, and the name map is private), and rebuilding the header",
               "with room to spare would copy every header the client sent; the growth is about a fifteenth",
               "of the instructions actas adds to the proxy thread.",
+              "",
+              "That machine's noise was not only between single runs: a whole run could lean one way. In the",
+              "run at 47396cc, scenario 4 served 0.46–0.66× of the no-op's HTML req/s in each of its seven repetitions.",
+              "Right after it, new processes of the same binaries (4 s of wrk each, `perf stat` counting the",
+              "proxy's system calls) gave scenario 4 0.97× of the no-op (11,263 against 11,596 req/s), with the",
+              "same system calls per request in both (2 `sendto`, 3 `recvfrom`); the full run before this one",
+              "gave 0.67–0.99×. With two cores shared by wrk, the upstream, the proxy and its audit threads,",
+              "where the scheduler places them seems to hold for a process's life. Pinning each to a core would",
+              "take that out, but would change what is measured (the audit threads would share the proxy's",
+              "core, or wrk's); not tried in this round.",
               "",
               "**Still missed: the throughput ratios and the p99 bound.** " + still_missed(results, s3, calib),
               "",
