@@ -27,6 +27,8 @@ REPS = int(os.environ.get("BENCH_REPS", "7"))
 CONC = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 PASSWORD = "correct horse battery"
 PORTS = {"upstream": 18180, "nginx": 18181, "noop": 18182, "actas": 18183, "diy": 18184}
+# The scenarios the targets are about, by the names the report gives them.
+S3, S4, S5, S6 = "3. no-op Pingora", "4. actas, signed in", "5. actas, impersonating + banner", "6. nginx sub_filter + auth_request"
 BANNER_DIY = ('<div style="position:sticky;top:0;z-index:2147483647;background:#7a1d12;color:#fff;'
               'padding:8px 16px">You are signed in as carl (customer). You are ada (admin).'
               '<form method="post" action="/stop"><button>Stop impersonating</button></form></div>')
@@ -448,10 +450,10 @@ def main():
         scenarios = [
             ("1. upstream direct", PORTS["upstream"], [], lambda: []),
             ("2. nginx reverse proxy", PORTS["nginx"], [], lambda: nginx_pids(ng)),
-            ("3. no-op Pingora", PORTS["noop"], [], lambda: [noop.pid]),
-            ("4. actas, signed in", PORTS["actas"], [carl.cookie()], lambda: [actas.pid]),
-            ("5. actas, impersonating + banner", PORTS["actas"], [ada.cookie(), "Accept: text/html", "Sec-Fetch-Dest: document"], lambda: [actas.pid]),
-            ("6. nginx sub_filter + auth_request", PORTS["diy"], [], lambda: nginx_pids(diy)),
+            (S3, PORTS["noop"], [], lambda: [noop.pid]),
+            (S4, PORTS["actas"], [carl.cookie()], lambda: [actas.pid]),
+            (S5, PORTS["actas"], [ada.cookie(), "Accept: text/html", "Sec-Fetch-Dest: document"], lambda: [actas.pid]),
+            (S6, PORTS["diy"], [], lambda: nginx_pids(diy)),
         ]
         # Check each scenario serves what it should before measuring it.
         for name, port, headers, _ in scenarios:
@@ -496,10 +498,7 @@ def med(rs, k):
     return statistics.median(vals) if vals else None
 
 
-SCENARIO_3 = "3. no-op Pingora"
-
-
-def vs3(results, name, body, base=SCENARIO_3):
+def side_by_side(results, name, body, base=S3):
     """A scenario against scenario 3 (or `base`), repetition by repetition: each repetition
     runs every scenario back to back, so its ratio of req/s and its p99 difference are
     measured side by side, and the drift of a noisy machine between repetitions cancels out.
@@ -515,17 +514,16 @@ def still_missed(results, s3, calib):
     """Why the ratio targets are missed, in this run's own figures."""
     def m(name, body, k):
         return med(results[(name, body)], k)
-    s4, s5 = "4. actas, signed in", "5. actas, impersonating + banner"
     base = {b: med(s3[b], "us_proxy") for b in ("page.html", "data.json")}
-    px4 = {b: m(s4, b, "us_proxy") - base[b] for b in base}
-    au4 = {b: m(s4, b, "us_audit") for b in base}
-    px5 = m(s5, "page.html", "us_proxy") - base["page.html"]
+    px4 = {b: m(S4, b, "us_proxy") - base[b] for b in base}
+    au4 = {b: m(S4, b, "us_audit") for b in base}
+    px5 = m(S5, "page.html", "us_proxy") - base["page.html"]
     total3 = base["page.html"]
-    allowed = spin_for_ratio(calib["page.html"], 0.90)
     if not falls_steadily(calib["page.html"]):
         allowance = ("this run's calibration was too noisy to say how much added work per HTML request 0.90× "
                      "allows (see *What a microsecond costs here*)")
     else:
+        allowed = spin_for_ratio(calib["page.html"], 0.90)
         allow = f"{allowed:.1f} µs" if allowed is not None else f"more than {SPIN_US[-1]:.0f} µs"
         allowance = (f"on this machine 0.90× allows {allow} of added work per HTML request (see *What a "
                      "microsecond costs here*), all of this included")
@@ -575,19 +573,19 @@ def calibration_lines(calib, results):
     html, json_ = calib["page.html"], calib["data.json"]
     for (us, hr, hp), (_, jr, jp) in zip(html, json_):
         lines.append(f"| {us:.1f} µs | {hr:,.0f} | {hr / html[0][1]:.2f}× | {hp:.1f} µs | {jr:,.0f} | {jr / json_[0][1]:.2f}× | {jp:.1f} µs |")
-    ratio = {(n, b): vs3(results, n, b)["rps"] for n in ("4. actas, signed in", "5. actas, impersonating + banner")
-             for b in ("page.html", "data.json")}
-    if not (falls_steadily(html) and falls_steadily(json_)):
-        bumpy = " and ".join(n for n, c in (("HTML", html), ("JSON", json_)) if not falls_steadily(c))
+    bumpy = " and ".join(n for n, c in (("HTML", html), ("JSON", json_)) if not falls_steadily(c))
+    if bumpy:
         return lines + ["",
                         f"- In this run the {bumpy} {'curves do' if ' and ' in bumpy else 'curve does'} not fall steadily: a no-op doing more work served more "
                         "requests than one doing less, so this machine's noise between runs was larger than the work "
                         "added, and no equivalents are read off the curve. The ratios above and the instruction counts "
                         "below stand on their own; rerun the harness (more `BENCH_CALIB_REPS`) for a usable curve."]
+    def spin_like(name, curve, body):
+        return fmt(spin_for_ratio(curve, side_by_side(results, name, body)["rps"]))
     lines += ["",
-              f"- Scenario 4 runs like a no-op doing {fmt(spin_for_ratio(html, ratio[('4. actas, signed in', 'page.html')]))} "
-              f"more per HTML request and {fmt(spin_for_ratio(json_, ratio[('4. actas, signed in', 'data.json')]))} more per JSON request; "
-              f"scenario 5 like one doing {fmt(spin_for_ratio(html, ratio[('5. actas, impersonating + banner', 'page.html')]))} more per HTML page.",
+              f"- Scenario 4 runs like a no-op doing {spin_like(S4, html, 'page.html')} "
+              f"more per HTML request and {spin_like(S4, json_, 'data.json')} more per JSON request; "
+              f"scenario 5 like one doing {spin_like(S5, html, 'page.html')} more per HTML page.",
               f"- The targets, in the same terms: 0.90× allows {fmt(spin_for_ratio(html, 0.90))} (HTML) and "
               f"{fmt(spin_for_ratio(json_, 0.90))} (JSON) of added work per request; 0.80× allows "
               f"{fmt(spin_for_ratio(html, 0.80))} per HTML page, banner included (the banner alone takes the time given above)."]
@@ -621,13 +619,13 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
         "  included) per 10,000 requests. Peak RSS: VmHWM after all runs.",
         "",
     ]
-    s3 = {b: results[(SCENARIO_3, b)] for b in ("page.html", "data.json")}
+    s3 = {b: results[(S3, b)] for b in ("page.html", "data.json")}
     for body in ("page.html", "data.json"):
         lines += [f"## {'20 KB HTML page' if body == 'page.html' else '2 KB JSON body'}", "",
                   "| scenario | req/s | p50 ms | p99 ms | CPU s / 10k | peak RSS MB | req/s vs 3 | p99 vs 3 (ms) |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, *_ in scenarios:
-            rs, v = results[(name, body)], vs3(results, name, body)
+            rs, v = results[(name, body)], side_by_side(results, name, body)
             rps, p50, p99, c = med(rs, "rps"), med(rs, "p50"), med(rs, "p99"), med(rs, "cpu_per_10k")
             lines.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {'—' if c is None else f'{c:.2f}'} | "
                          f"{'—' if not rss[name] else f'{rss[name]:.1f}'} | {v['rps']:.2f}× | {v['p99']:+.2f} |")
@@ -635,16 +633,15 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
 
     def r(name, body="page.html"):
         return med(results[(name, body)], "rps")
-    s4n, s5n, s6n = "4. actas, signed in", "5. actas, impersonating + banner", "6. nginx sub_filter + auth_request"
-    s4p, s5p, s6p = r(s4n), r(s5n), r(s6n)
-    p99_add = max(vs3(results, s4n, b)["p99"] for b in ("page.html", "data.json"))
-    p99_add5 = vs3(results, s5n, "page.html")["p99"]
+    s4p, s5p, s6p = r(S4), r(S5), r(S6)
+    p99_add = max(side_by_side(results, S4, b)["p99"] for b in ("page.html", "data.json"))
+    p99_add5 = side_by_side(results, S5, "page.html")["p99"]
 
     def ratio(name, body):
-        v = vs3(results, name, body)
+        v = side_by_side(results, name, body)
         return f"{v['rps']:.2f}× (repetitions {v['low']:.2f}–{v['high']:.2f})", v["rps"]
-    (r5, v5), (r4, v4), (r4j, v4j) = ratio(s5n, "page.html"), ratio(s4n, "page.html"), ratio(s4n, "data.json")
-    ahead = [vs3(results, n, "page.html", base=s6n)["rps"] for n in (s4n, s5n)]
+    (r5, v5), (r4, v4), (r4j, v4j) = ratio(S5, "page.html"), ratio(S4, "page.html"), ratio(S4, "data.json")
+    ahead = [side_by_side(results, n, "page.html", base=S6)["rps"] for n in (S4, S5)]
     targets = [
         ("Scenario 5 ≥ 0.80× scenario 3 (HTML page)", r5, v5 >= 0.80),
         ("Scenario 4 ≥ 0.90× scenario 3 (HTML page)", r4, v4 >= 0.90),
@@ -667,7 +664,7 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "proxy thread, wrk and the upstream do not get.", "",
               "| scenario | body | proxy thread | vs 3 | audit trail | other threads | req/s |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name in ("3. no-op Pingora", "4. actas, signed in", "5. actas, impersonating + banner"):
+    for name in (S3, S4, S5):
         for body in ("page.html", "data.json"):
             rs = results[(name, body)]
             px, au, ot = med(rs, "us_proxy"), med(rs, "us_audit"), med(rs, "us_other")
@@ -691,8 +688,7 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
                   "changes in actas's own code, and *Where the CPU goes* for what a request costs.", "",
                   "| scenario | body | proxy thread | vs 3 | process | vs 3 |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
-        for label, w in (("3. no-op Pingora", "noop"), ("4. actas, signed in", "signed-in"),
-                         ("5. actas, impersonating + banner", "impersonating")):
+        for label, w in ((S3, "noop"), (S4, "signed-in"), (S5, "impersonating")):
             for body in ("page.html", "data.json"):
                 m, base = cg[w][body], cg["noop"][body]
                 lines.append(f"| {label} | {body} | {m['proxy_thread']:,.0f} | {m['proxy_thread'] / base['proxy_thread']:.2f}× | "
