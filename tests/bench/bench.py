@@ -675,7 +675,7 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
     lines += calibration_lines(calib, results)
     if cg:
         lines += ["", "## Instructions per request (callgrind)", "",
-                  "Requests per second on this shared virtual machine vary by up to a fifth from one run",
+                  "Requests per second on a shared virtual machine vary by a fifth or more from one run",
                   "to the next, so each proxy is also run under `valgrind --tool=callgrind` and the",
                   f"instructions it executes for {CG_REQUESTS:,} sequential requests (after a warm-up) are counted: a count,",
                   "not a time, and the same on every run. *Proxy thread* is Pingora's one worker thread",
