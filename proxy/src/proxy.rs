@@ -67,7 +67,9 @@ pub struct RequestCtx {
     reason: Option<String>,
     status: u16,
     bytes_out: u64,
-    banner: Option<crate::banner::Injector>,
+    /// Boxed: the injector (lol_html's rewriter inline) is six times the size of the rest
+    /// of the context, which Pingora's request futures hold and move on every request.
+    banner: Option<Box<crate::banner::Injector>>,
 }
 
 fn host_of(req: &RequestHeader) -> String {
@@ -426,7 +428,7 @@ impl ProxyHttp for Actas {
                     response.set_version(http::Version::HTTP_11);
                     response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
                 }
-                ctx.banner = Some(injector);
+                ctx.banner = Some(Box::new(injector));
             }
             Err(e) => tracing::warn!(error = %e, "banner not injected"),
         }
@@ -643,5 +645,13 @@ mod tests {
         assert_eq!(clip("aé", 1), "a");
         assert_eq!(clip("", 0), "");
         assert_eq!(clip_at("ééé", 5), "ééé".len());
+    }
+
+    #[test]
+    fn the_request_context_stays_small() {
+        // Pingora's request futures hold the context and are moved as a whole: with the
+        // banner's injector inline (1,352 bytes) every request copied about 4 KB more.
+        let size = std::mem::size_of::<RequestCtx>();
+        assert!(size <= 256, "RequestCtx is {size} bytes");
     }
 }
