@@ -543,8 +543,9 @@ def still_missed(results, s3, calib):
         "fifth round) found the banner's own code at about 8 µs a page: 5 µs preparing the response headers and building a "
         "lol_html rewriter (its selector program is compiled for every page; lol_html has no way to reuse one), "
         "3 µs streaming the page through it up to `<body>` (about 5.5 µs on the eighth round's faster machine). "
-        "The rest is the kernel's (eighth round): sending a page wakes wrk, "
-        "and a wake-up costs the sender more the longer the receiver has been idle. The assertion, the forwarded headers and the audit record are "
+        "The eighth round put the rest down to the kernel (sending a page wakes wrk, and a wake-up costs the sender "
+        "more the longer the receiver has been idle); the tenth round found the rest in no count the guest's own tools "
+        "keep, and leaves it open. The assertion, the forwarded headers and the audit record are "
         f"the product; {allowance}. The p99 bound follows the throughput (at a fixed 32 connections, latency "
         "is connections ÷ req/s) and the audit writer's bursts (sixth round; the eighth round's cut of the audit "
         "trail's CPU lowered the p99 of both scenarios by about 0.4 ms). Next steps worth measuring: the audit "
@@ -953,6 +954,27 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "the response, 2,400; each parses its name and updates the case-preserving name map, ninth round),",
               "hashing the session token to find its session 3,500, the audit event 3,000, and stripping the",
               "headers a client may not send 2,500; the rest are steps of a few hundred each.",
+              "",
+              "Left open: where scenario 5's extra time on the proxy thread goes at full load (18.4 µs a page",
+              "more than scenario 4 in the full run above; the banner's own code is 3.2 µs in process). What it",
+              "is not, each measured side by side with the HTML page (4 s of wrk, medians of 3 or 4 alternating",
+              "repetitions):",
+              "- not a misreading of CPU time: the scheduler's exact count (`/proc/<pid>/task/<tid>/schedstat`)",
+              "  agrees with the ticks this harness reads, 47.6 µs (scenario 4) and 65.7 µs (scenario 5) a",
+              "  request on the proxy thread;",
+              "- not the page's larger size: scenario 4 on the same page grown by the banner's 1,834 bytes (a",
+              "  local `bench-upstream` path, not committed) served 0.64× of the no-op against 0.67× on the",
+              "  plain page, and the no-op itself 0.94× on the grown page; scenario 5 served 0.47× (proxy thread",
+              "  55.0 against 75.2 µs a request);",
+              "- not system calls, page faults or context switches: `perf stat` counted the same per request in",
+              "  both (2 `sendto`, 3 `recvfrom`, 1 `getpeername`, 0.3 to 0.4 context switches, under 0.2 page",
+              "  faults); with it attached, scenario 4 on the grown page served 17,149 and 12,808 req/s in two",
+              "  repetitions and scenario 5 12,873 and 12,011;",
+              "- not visible to sampling: `perf record -e cpu-clock` at 499 Hz, at full load, found samples for",
+              "  37.1 µs (scenario 4) and 39.7 µs (scenario 5) of the 55.6 and 64.2 µs a request the harness",
+              "  counted in those runs, lol_html's functions the largest visible differences (0.1 to 0.3 µs each).",
+              "What remains is time the guest's own tools do not attribute, and this virtual machine reports no",
+              "steal time; the profile to take next is one on bare metal or with hardware counters.",
               "",
               "**Still missed: the throughput ratios and the p99 bound.** " + still_missed(results, s3, calib),
               "",
