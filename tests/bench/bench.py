@@ -544,8 +544,8 @@ def still_missed(results, s3, calib):
         "lol_html rewriter (its selector program is compiled for every page; lol_html has no way to reuse one), "
         "3 µs streaming the page through it up to `<body>` (about 5.5 µs on the eighth round's faster machine). "
         "The eighth round put the rest down to the kernel (sending a page wakes wrk, and a wake-up costs the sender "
-        "more the longer the receiver has been idle); the tenth round found the rest in no count the guest's own tools "
-        "keep, and leaves it open. The assertion, the forwarded headers and the audit record are "
+        "more the longer the receiver has been idle); the tenth round could not pin the rest on any function, system "
+        "call or packet, and leaves it open. The assertion, the forwarded headers and the audit record are "
         f"the product; {allowance}. The p99 bound follows the throughput (at a fixed 32 connections, latency "
         "is connections ÷ req/s) and the audit writer's bursts (sixth round; the eighth round's cut of the audit "
         "trail's CPU lowered the p99 of both scenarios by about 0.4 ms). Next steps worth measuring: the audit "
@@ -935,7 +935,7 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "### Tenth round: the request context, and the machine's idle cores",
               "",
               "The tenth round ran on another AMD EPYC (2 cores, a later model than the ninth round's), faster",
-              "than that one: the no-op Pingora served the page at about 21,000 to 25,000 req/s in 4 s runs. A",
+              "than that one: the no-op Pingora served the page at about 21,000 to 27,000 req/s in 4 s runs. A",
               "callgrind profile of the proxy thread by function (scenario 4 against the no-op, JSON, per",
               "request) found `memcpy` at 26,388 instructions against 19,101, 4,700 of the difference inside",
               "Pingora's connection future (`ServerApp::process_new`): Pingora's request futures hold actas's",
