@@ -255,6 +255,16 @@ pub struct LoginSettings {
     pub attempts_per_account_per_minute: u32,
 }
 
+impl Default for LoginSettings {
+    /// The limits when the file sets none.
+    fn default() -> Self {
+        LoginSettings {
+            attempts_per_ip_per_minute: 30,
+            attempts_per_account_per_minute: 10,
+        }
+    }
+}
+
 mod raw {
     //! The file's syntax, exactly: every key optional where a default exists, unknown keys refused.
     use serde::Deserialize;
@@ -673,14 +683,23 @@ impl Config {
             )?),
         };
 
+        let default_login = LoginSettings::default();
         let login = LoginSettings {
             attempts_per_ip_per_minute: positive(
                 "login.attempts_per_ip_per_minute",
-                u64::from(raw.login.attempts_per_ip_per_minute.unwrap_or(30)),
+                u64::from(
+                    raw.login
+                        .attempts_per_ip_per_minute
+                        .unwrap_or(default_login.attempts_per_ip_per_minute),
+                ),
             )? as u32,
             attempts_per_account_per_minute: positive(
                 "login.attempts_per_account_per_minute",
-                u64::from(raw.login.attempts_per_account_per_minute.unwrap_or(10)),
+                u64::from(
+                    raw.login
+                        .attempts_per_account_per_minute
+                        .unwrap_or(default_login.attempts_per_account_per_minute),
+                ),
             )? as u32,
         };
 
@@ -775,6 +794,19 @@ signing_key = "certs/signing.key"
         assert_eq!(c.impersonation.max_duration, Duration::from_secs(3600));
         assert_eq!(c.impersonation.idle_timeout, Duration::from_secs(900));
         assert_eq!(c.policy.dir, Path::new("/etc/actas/policies"));
+    }
+
+    #[test]
+    fn sign_in_limits_default_to_30_per_ip_and_10_per_account_and_can_be_set() {
+        let c = Config::parse(Path::new("a.toml"), MINIMAL).unwrap();
+        assert_eq!(c.login.attempts_per_ip_per_minute, 30);
+        assert_eq!(c.login.attempts_per_account_per_minute, 10);
+        let text = format!(
+            "{MINIMAL}\n[login]\nattempts_per_ip_per_minute = 5\nattempts_per_account_per_minute = 3\n"
+        );
+        let c = Config::parse(Path::new("a.toml"), &text).unwrap();
+        assert_eq!(c.login.attempts_per_ip_per_minute, 5);
+        assert_eq!(c.login.attempts_per_account_per_minute, 3);
     }
 
     #[test]

@@ -67,8 +67,8 @@ pub struct RequestCtx {
     reason: Option<String>,
     status: u16,
     bytes_out: u64,
-    /// Boxed: the injector (lol_html's rewriter inline) is six times the size of the rest
-    /// of the context, which Pingora's request futures hold and move on every request.
+    /// Boxed: inline, the injector (lol_html's rewriter and all) was 1,352 of the context's
+    /// 1,552 bytes, which Pingora's request futures hold and move on every request.
     banner: Option<Box<crate::banner::Injector>>,
 }
 

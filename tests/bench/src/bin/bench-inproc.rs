@@ -108,9 +108,17 @@ fn argon2() -> anyhow::Result<serde_json::Value> {
         }
     });
     let verify_ms = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
-    Ok(
-        serde_json::json!({"hash_ms": hash_ms, "verify_ms": verify_ms, "params": "argon2id m=19456 KiB, t=2, p=1 (argon2 crate defaults)"}),
-    )
+    // The parameters and limits as actas has them, not as this file would restate them.
+    let phc = argon2::PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let param = |name: &str| phc.params.get_decimal(name).unwrap_or_default();
+    let limits = actas_proxy::config::LoginSettings::default();
+    Ok(serde_json::json!({
+        "hash_ms": hash_ms,
+        "verify_ms": verify_ms,
+        "params": format!("{} m={} KiB, t={}, p={}", phc.algorithm, param("m"), param("t"), param("p")),
+        "per_ip_per_minute": limits.attempts_per_ip_per_minute,
+        "per_account_per_minute": limits.attempts_per_account_per_minute,
+    }))
 }
 
 /// The banner's own cost per 20 KB page: headers prepared, the banner rendered, the body
