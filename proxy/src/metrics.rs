@@ -43,6 +43,8 @@ pub struct Metrics {
     pub audit_batches_total: AtomicU64,
     /// Audit batches that failed.
     pub audit_write_failures_total: AtomicU64,
+    /// Audit records the store refused on their own, each replaced by a stand-in record.
+    pub audit_records_unwritable_total: AtomicU64,
     /// Time spent writing audit batches, chaining them included (µs).
     pub audit_write_micros_total: AtomicU64,
     /// State-changing impersonated requests refused because the audit store was unavailable.
@@ -68,6 +70,7 @@ pub static METRICS: Metrics = Metrics {
     audit_records_total: AtomicU64::new(0),
     audit_batches_total: AtomicU64::new(0),
     audit_write_failures_total: AtomicU64::new(0),
+    audit_records_unwritable_total: AtomicU64::new(0),
     audit_write_micros_total: AtomicU64::new(0),
     audit_unavailable_total: AtomicU64::new(0),
 };
@@ -76,7 +79,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 17] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             ("actas_requests_total", "Requests handled.", &self.requests_total),
             ("actas_forwarded_total", "Requests forwarded to the panel.", &self.forwarded_total),
             ("actas_impersonated_requests_total", "Requests forwarded while impersonating.", &self.impersonated_requests_total),
@@ -93,6 +96,7 @@ impl Metrics {
             ("actas_audit_records_total", "Audit records written.", &self.audit_records_total),
             ("actas_audit_batches_total", "Audit batches attempted.", &self.audit_batches_total),
             ("actas_audit_write_failures_total", "Audit batches that failed.", &self.audit_write_failures_total),
+            ("actas_audit_records_unwritable_total", "Audit records the store refused on their own; a stand-in record holds each one's place in the chain and the record is in the log.", &self.audit_records_unwritable_total),
             ("actas_audit_unavailable_total", "State-changing impersonated requests refused because the audit store was unavailable.", &self.audit_unavailable_total),
         ];
         for (name, help, v) in counters {

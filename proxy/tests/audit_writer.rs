@@ -266,3 +266,81 @@ fn a_full_batch_in_the_queue_ends_the_linger() {
     assert_eq!(verified_paths(&chain(&s)), paths);
     writer.shutdown();
 }
+
+#[test]
+fn a_record_the_store_never_takes_is_stood_in_for_and_the_records_after_it_are_written() {
+    let s = setup();
+    // Whatever the writer tries, this one record is refused (a value the database cannot
+    // hold would be refused the same way); every other record is taken.
+    refuse_rows(&s, "NEW.path = '/poison'");
+    let (writer, log) = start(&s);
+    s.rt.block_on(async {
+        log.record(event("/before")).await;
+        log.record(event("/poison")).await;
+        log.record(event("/after")).await;
+        tokio::time::timeout(PATIENCE, log.flush())
+            .await
+            .expect("one refused record held back every record with it");
+        // The writer goes on writing batches afterwards.
+        tokio::time::timeout(PATIENCE, log.record_durably(event("/later"), PATIENCE))
+            .await
+            .expect("the writer stopped writing")
+            .unwrap();
+    });
+    let records = chain(&s);
+    assert_eq!(
+        verified_paths(&records),
+        ["/before", "", "/after", "/later"]
+    );
+    let stand_in = &records[1];
+    assert_eq!(stand_in.kind, "request");
+    assert_eq!(stand_in.decision.as_deref(), Some("unwritable"));
+    assert!(
+        stand_in
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("store refuses")),
+        "{stand_in:?}"
+    );
+    assert_eq!(
+        (stand_in.actor.as_deref(), stand_in.subject.as_deref()),
+        (None, None)
+    );
+    writer.shutdown();
+}
+
+#[test]
+fn two_writers_of_one_chain_each_continue_after_the_others_records() {
+    // As during a zero-downtime upgrade: the new process's writer read the chain's head
+    // while the old one still writes to it.
+    let s = setup();
+    let (old, old_log) = start(&s);
+    let (new, new_log) = start(&s);
+    s.rt.block_on(async {
+        for (log, path) in [
+            (&old_log, "/old-1"),
+            (&new_log, "/new-1"),
+            (&old_log, "/old-2"),
+        ] {
+            tokio::time::timeout(PATIENCE, log.record_durably(event(path), PATIENCE))
+                .await
+                .expect("the record was never written")
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        new_log.record(event("/new-2")).await;
+        tokio::time::timeout(PATIENCE, new_log.flush())
+            .await
+            .expect("the record was never written");
+    });
+    let records = chain(&s);
+    assert_eq!(
+        verified_paths(&records),
+        ["/old-1", "/new-1", "/old-2", "/new-2"]
+    );
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    old.shutdown();
+    new.shutdown();
+}

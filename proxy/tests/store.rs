@@ -624,3 +624,57 @@ async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_
         store.close().await;
     }
 }
+
+/// A client can put NUL in what the proxy records (a username it asks to impersonate, say),
+/// and PostgreSQL's `text` cannot hold it: the writer stores U+FFFD in its place on both
+/// backends, instead of a batch no attempt could ever write.
+#[test]
+fn the_audit_writer_stores_text_holding_nul_on_both_backends() {
+    use actas_proxy::audit::writer::{WriterHandle, WriterSettings};
+    use actas_proxy::audit::{Event, Kind};
+    use std::time::Duration;
+    let patience = Duration::from_secs(20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        format!("sqlite://{}", dir.path().join("w.db").display()),
+        rt.block_on(postgres_schema("nul")),
+    ];
+    for url in urls {
+        rt.block_on(async { Store::open(&url, 1).await.unwrap().close().await });
+        let writer = WriterHandle::start(WriterSettings {
+            url: url.clone(),
+            instance: "w".into(),
+            capacity: 64,
+            batch_max: 64,
+            linger: Duration::from_secs(3600),
+        })
+        .unwrap();
+        let log = writer.log();
+        let mut e = Event::new(Kind::ImpersonationDenied);
+        e.actor = Some("carl".into());
+        e.subject = Some("\0".into());
+        e.path = Some("/x\0y".into());
+        rt.block_on(async {
+            tokio::time::timeout(patience, log.record_durably(e, patience))
+                .await
+                .expect("the record was never written")
+                .unwrap();
+        });
+        writer.shutdown();
+        let records = rt.block_on(async {
+            let store = Store::open(&url, 1).await.unwrap();
+            let records = store.audit_chain("w", 0, 10).await.unwrap();
+            store.close().await;
+            records
+        });
+        assert_eq!(records.len(), 1, "{url}");
+        assert_eq!(records[0].subject.as_deref(), Some("\u{fffd}"), "{url}");
+        assert_eq!(records[0].path.as_deref(), Some("/x\u{fffd}y"), "{url}");
+        Verifier::new("w").check(&records[0]).unwrap();
+    }
+}

@@ -184,6 +184,8 @@ impl WriterHandle {
                         kick: writer_kick,
                         seq,
                         hash,
+                        failures: 0,
+                        probe: 0,
                     }
                     .run(rx)
                     .await;
@@ -257,7 +259,24 @@ struct Writer {
     kick: Arc<Notify>,
     seq: i64,
     hash: String,
+    /// Attempts in a row that the store refused (the chain's head unmoved).
+    failures: u32,
+    /// After [`PROBE_AFTER`] refusals in a row, how many of the pending records the next
+    /// batch holds (0: all of them). Halved at each refusal, down to a record the store
+    /// refuses on its own; doubled at each write, back to whole batches.
+    probe: usize,
 }
+
+/// Refusals in a row after which the writer looks for a record the store will never take
+/// (a value the database cannot hold, a trigger, a constraint), in smaller and smaller
+/// batches, so that it is stood in for and logged instead of holding back every record
+/// after it. A store that is down refuses every batch, whatever its size, and loses nothing
+/// by it: the records wait, as before.
+const PROBE_AFTER: u32 = 3;
+
+/// How often in a row the writer numbers a batch again from a head another writer moved
+/// before it counts the batch as refused.
+const CATCH_UPS: u32 = 8;
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -391,85 +410,241 @@ impl Writer {
     }
 
     /// An event as a record of this instance, its fields moved, not yet numbered or chained.
+    /// Text is stored without NUL characters, which PostgreSQL's `text` cannot hold (a client
+    /// could otherwise send a record no batch holding it could ever write).
     fn unchained(&self, e: Event) -> Record {
         Record {
-            id: e.id,
+            id: without_nul(e.id),
             instance: self.instance.clone(),
             seq: 0,
             ts: e.ts,
             kind: e.kind.to_owned(),
-            actor: e.actor,
-            subject: e.subject,
-            session_id: e.session_id,
-            impersonation_id: e.impersonation_id,
-            request_id: e.request_id,
-            method: e.method,
-            host: e.host,
-            path: e.path,
+            actor: e.actor.map(without_nul),
+            subject: e.subject.map(without_nul),
+            session_id: e.session_id.map(without_nul),
+            impersonation_id: e.impersonation_id.map(without_nul),
+            request_id: e.request_id.map(without_nul),
+            method: e.method.map(without_nul),
+            host: e.host.map(without_nul),
+            path: e.path.map(without_nul),
             status: e.status,
             bytes_out: e.bytes_out,
             duration_ms: e.duration_ms,
-            client_ip: e.client_ip,
-            user_agent: e.user_agent,
-            decision: e.decision,
-            reason: e.reason,
+            client_ip: e.client_ip.map(without_nul),
+            user_agent: e.user_agent.map(without_nul),
+            decision: e.decision.map(without_nul),
+            reason: e.reason.map(without_nul),
             prev_hash: String::new(),
             hash: String::new(),
         }
     }
 
-    /// Writes the pending batch. On failure, durable requests are told at once (they will
-    /// not be forwarded) and the rest stays pending to be retried: nothing is dropped.
-    /// Returns whether the batch was written.
+    /// Writes the pending batch (after refusals in a row, only its first [`Writer::probe`]). On
+    /// failure, durable requests are told at once (they will not be forwarded) and the rest
+    /// stays pending to be retried: nothing is dropped. Returns whether records were written.
     async fn write(&mut self, pending: &mut Pending) -> bool {
-        // Numbered and chained on every attempt: after a failure the records left are
-        // numbered again from the chain's head.
-        let mut seq = self.seq;
-        let mut prev = self.hash.clone();
-        let started = Instant::now();
-        let result = write_chained(&self.store, &mut pending.records, &mut seq, &mut prev).await;
-        let records = &pending.records;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        METRICS
-            .audit_write_micros_total
-            .fetch_add(micros, Ordering::Relaxed);
-        METRICS.audit_batches_total.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                self.seq = seq;
-                self.hash = prev;
-                METRICS
-                    .audit_records_total
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-                pending.records.clear();
-                for ack in pending.acks.drain(..).flatten() {
-                    let _ = ack.send(Ok(()));
+        let n = if self.probe > 0 {
+            self.probe.min(pending.len())
+        } else {
+            pending.len()
+        };
+        let mut catch_ups = 0;
+        loop {
+            // Numbered and chained on every attempt: after a failure the records left are
+            // numbered again from the chain's head.
+            let mut seq = self.seq;
+            let mut prev = self.hash.clone();
+            let started = Instant::now();
+            let result =
+                write_chained(&self.store, &mut pending.records[..n], &mut seq, &mut prev).await;
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            METRICS
+                .audit_write_micros_total
+                .fetch_add(micros, Ordering::Relaxed);
+            METRICS.audit_batches_total.fetch_add(1, Ordering::Relaxed);
+            let error = match result {
+                Ok(()) => {
+                    self.written(pending, n, seq, prev);
+                    return true;
                 }
-                true
-            }
-            Err(e) => {
-                METRICS
-                    .audit_write_failures_total
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, records = records.len(), "audit batch not written; retrying");
-                let message = e.to_string();
-                let mut kept = Pending::default();
-                for (record, ack) in pending.records.drain(..).zip(pending.acks.drain(..)) {
-                    match ack {
-                        Some(ack) => {
-                            let _ = ack.send(Err(message.clone()));
-                        }
-                        None => {
-                            kept.records.push(record);
-                            kept.acks.push(None);
-                        }
-                    }
+                Err(e) => e,
+            };
+            match self.head_after_refusal(seq, &prev).await {
+                Head::Ours => {
+                    // The commit happened; only its answer was lost.
+                    self.written(pending, n, seq, prev);
+                    return true;
                 }
-                *pending = kept;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                false
+                Head::Moved(head_seq, head_hash) if catch_ups < CATCH_UPS => {
+                    // Another process writes this chain too (during a zero-downtime upgrade,
+                    // the old and the new one): continue after its records, at once, without
+                    // refusing anyone's write-ahead record.
+                    tracing::warn!(
+                        seq = head_seq,
+                        "the audit chain was moved on by another writer; numbering after it"
+                    );
+                    self.seq = head_seq;
+                    self.hash = head_hash;
+                    catch_ups += 1;
+                }
+                Head::Moved(..) | Head::Unmoved | Head::Unknown => {
+                    return self.refused(pending, n, &error).await;
+                }
             }
         }
+    }
+
+    /// The first `n` pending records were written as `(seq, prev)`'s chain.
+    fn written(&mut self, pending: &mut Pending, n: usize, seq: i64, prev: String) {
+        self.seq = seq;
+        self.hash = prev;
+        self.failures = 0;
+        if self.probe > 0 {
+            self.probe = self.probe.saturating_mul(2);
+            if self.probe >= self.batch_max {
+                self.probe = 0;
+            }
+        }
+        METRICS
+            .audit_records_total
+            .fetch_add(n as u64, Ordering::Relaxed);
+        pending.records.drain(..n);
+        for ack in pending.acks.drain(..n).flatten() {
+            let _ = ack.send(Ok(()));
+        }
+    }
+
+    /// Where the chain's head is after a batch numbered up to `(seq, hash)` was refused.
+    async fn head_after_refusal(&self, seq: i64, hash: &str) -> Head {
+        if seq > self.seq {
+            if let Ok(mine) = self.store.audit_chain(&self.instance, seq - 1, 1).await {
+                if mine.first().is_some_and(|r| r.seq == seq && r.hash == hash) {
+                    return Head::Ours;
+                }
+            }
+        }
+        match self.store.audit_chain_head(&self.instance).await {
+            Ok(head) => {
+                let (head_seq, head_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+                if head_seq == self.seq && head_hash == self.hash {
+                    Head::Unmoved
+                } else {
+                    Head::Moved(head_seq, head_hash)
+                }
+            }
+            Err(_) => Head::Unknown,
+        }
+    }
+
+    /// The store refused the first `n` pending records for `error`.
+    async fn refused(&mut self, pending: &mut Pending, n: usize, error: &StoreError) -> bool {
+        METRICS
+            .audit_write_failures_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.failures = self.failures.saturating_add(1);
+        let message = without_nul(error.to_string());
+        if n == 1 && self.probe > 0 {
+            // Refused alone: if a stand-in for it can be written, the store can take records
+            // and will never take this one.
+            let record = &pending.records[0];
+            let mut stand_in = [stand_in(record, &message)];
+            let mut seq = self.seq;
+            let mut prev = self.hash.clone();
+            if write_chained(&self.store, &mut stand_in, &mut seq, &mut prev)
+                .await
+                .is_ok()
+            {
+                METRICS
+                    .audit_records_unwritable_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    error = %message,
+                    seq,
+                    record = ?record,
+                    "the audit store refuses this record; a stand-in holds its place in the chain, and the record is only in this log"
+                );
+                if let Some(ack) = pending.acks[0].take() {
+                    let _ = ack.send(Err(message));
+                }
+                self.written(pending, 1, seq, prev);
+                return true;
+            }
+        }
+        tracing::error!(error = %message, records = pending.len(), "audit batch not written; retrying");
+        let mut kept = Pending::default();
+        for (record, ack) in pending.records.drain(..).zip(pending.acks.drain(..)) {
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(message.clone()));
+                }
+                None => {
+                    kept.records.push(record);
+                    kept.acks.push(None);
+                }
+            }
+        }
+        *pending = kept;
+        if self.probe > 1 || (self.probe == 0 && self.failures >= PROBE_AFTER) {
+            // Half as many next time, at once: if one record is what the store refuses, it
+            // is found in a few tries.
+            self.probe = (n / 2).max(1);
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        false
+    }
+}
+
+/// Where a chain's head is after the store refused a batch.
+enum Head {
+    /// At the batch's last record: it was committed after all.
+    Ours,
+    /// Where this writer left it.
+    Unmoved,
+    /// Moved on by another writer, to this `(seq, hash)`.
+    Moved(i64, String),
+    /// The store could not say.
+    Unknown,
+}
+
+/// `s` with every NUL character replaced by U+FFFD.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{fffd}")
+    } else {
+        s
+    }
+}
+
+/// What is written in place of a record the store refuses: when, what kind and which record,
+/// and why, none of the record's other values (one of them is what the store refuses).
+fn stand_in(record: &Record, error: &str) -> Record {
+    Record {
+        id: record.id.clone(),
+        instance: record.instance.clone(),
+        seq: 0,
+        ts: record.ts,
+        kind: record.kind.clone(),
+        actor: None,
+        subject: None,
+        session_id: None,
+        impersonation_id: None,
+        request_id: None,
+        method: None,
+        host: None,
+        path: None,
+        status: None,
+        bytes_out: None,
+        duration_ms: None,
+        client_ip: None,
+        user_agent: None,
+        decision: Some("unwritable".into()),
+        reason: Some(format!(
+            "the audit store refused this record ({}); its values are in actas's log",
+            error.chars().take(300).collect::<String>()
+        )),
+        prev_hash: String::new(),
+        hash: String::new(),
     }
 }
 
