@@ -13,33 +13,31 @@ const HEADERS: [http::HeaderName; 2] = [
     http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
 ];
 
-/// Rewrites every CSP header in `resp` so the banner's style and Stop form work.
-/// `stop_url` is called only for a response that has a policy.
+/// Rewrites every CSP header in `resp` so the banner's style and Stop form work, in place
+/// and in order. A value that is not visible ASCII (a raw non-ASCII byte) cannot be read
+/// as text: it is kept exactly as it came, and may block the banner; a policy is never
+/// dropped. `stop_url` is called only for a response that has a policy.
 pub fn admit_banner(resp: &mut HeaderMap, style_hash: &str, stop_url: impl FnOnce() -> String) {
     if !HEADERS.iter().any(|name| resp.contains_key(name)) {
         return;
     }
     let stop_url = stop_url();
     for name in &HEADERS {
-        let values: Vec<String> = resp
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
-        if values.is_empty() {
+        let http::header::Entry::Occupied(mut values) = resp.entry(name) else {
             continue;
-        }
-        resp.remove(name);
-        for v in values {
-            let new = v
+        };
+        for value in values.iter_mut() {
+            let Ok(text) = value.to_str() else {
+                continue;
+            };
+            let new = text
                 .split(',')
                 .map(|policy| admit_in_policy(policy, style_hash, &stop_url))
                 .collect::<Vec<_>>()
                 .join(",");
-            if let Ok(hv) = http::HeaderValue::from_str(&new) {
-                resp.append(name.clone(), hv);
-            } else if let Ok(hv) = http::HeaderValue::from_str(&v) {
-                resp.append(name.clone(), hv);
+            if let Ok(mut new) = http::HeaderValue::from_str(&new) {
+                new.set_sensitive(value.is_sensitive());
+                *value = new;
             }
         }
     }
@@ -221,5 +219,40 @@ mod tests {
             h.get("content-security-policy-report-only").unwrap(),
             &format!("style-src 'self' {H}")
         );
+    }
+
+    #[test]
+    fn a_policy_that_is_not_text_is_kept_byte_for_byte() {
+        // A raw non-ASCII byte: the policy cannot be read as text, so it cannot be amended,
+        // and must reach the browser exactly as it came (the banner may then be blocked by it,
+        // the page never loses its policy).
+        let raw: &[u8] = b"default-src 'self'; report-uri https://ex\xc3\xa4mple/";
+        let mut h = HeaderMap::new();
+        h.append(
+            "content-security-policy",
+            http::HeaderValue::from_bytes(raw).unwrap(),
+        );
+        h.append(
+            "content-security-policy",
+            http::HeaderValue::from_static("style-src 'self'"),
+        );
+        h.append(
+            "content-security-policy-report-only",
+            http::HeaderValue::from_bytes(raw).unwrap(),
+        );
+        admit_banner(&mut h, H, || U.to_owned());
+        let enforced: Vec<&[u8]> = h
+            .get_all("content-security-policy")
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        let style = format!("style-src 'self' {H}");
+        assert_eq!(enforced, [raw, style.as_bytes()]);
+        let reported: Vec<&[u8]> = h
+            .get_all("content-security-policy-report-only")
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(reported, [raw]);
     }
 }

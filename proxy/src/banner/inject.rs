@@ -5,6 +5,10 @@
 //!                                                          └▶ then bytes pass straight through
 //! ```
 //!
+//! A gzip body may hold several members one after another, and every member is decoded;
+//! bytes after the end of a zlib or raw deflate stream are not part of the document and
+//! are dropped rather than failing the page. A stream cut short is still an error.
+//!
 //! Nothing is buffered beyond what one chunk produces: lol_html holds at most an unfinished
 //! tag (its memory is capped; past the cap it hands the bytes back untouched), and once the
 //! banner is placed the rewriter is closed and the rest of the document is copied as is.
@@ -219,9 +223,11 @@ enum Pipeline {
     Identity(Stage),
     /// Deflate, until its first two bytes say zlib or raw.
     PendingDeflate(Stage, Vec<u8>),
-    Gzip(flate2::write::GzDecoder<Stage>),
+    Gzip(flate2::write::MultiGzDecoder<Stage>),
     Zlib(flate2::write::ZlibDecoder<Stage>),
     RawDeflate(flate2::write::DeflateDecoder<Stage>),
+    /// A zlib or raw deflate stream that has ended: whatever follows is dropped.
+    DeflateEnded(Stage),
     Brotli(Box<brotli::DecompressorWriter<Stage>>),
     Zstd(zstd::stream::write::Decoder<'static, Stage>),
     Done,
@@ -229,6 +235,21 @@ enum Pipeline {
 
 fn decode_err(e: std::io::Error) -> BannerError {
     BannerError::Decode(e.to_string())
+}
+
+/// Writes `chunk` into a zlib or raw deflate decoder; `true` once the stream has ended. At
+/// its end flate2's decoders take no more input (`Ok(0)`, which `write_all` would turn
+/// into an error): the rest of the chunk is not part of the stream.
+fn write_deflate(decoder: &mut impl Write, mut chunk: &[u8]) -> Result<bool, BannerError> {
+    while !chunk.is_empty() {
+        match decoder.write(chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => chunk = &chunk[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(decode_err(e)),
+        }
+    }
+    Ok(false)
 }
 
 impl Pipeline {
@@ -263,12 +284,37 @@ impl Pipeline {
                 self.write(&pending)
             }
             Pipeline::Gzip(d) => d.write_all(chunk).map_err(decode_err),
-            Pipeline::Zlib(d) => d.write_all(chunk).map_err(decode_err),
-            Pipeline::RawDeflate(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Zlib(d) => {
+                if write_deflate(d, chunk)? {
+                    self.end_deflate()?;
+                }
+                Ok(())
+            }
+            Pipeline::RawDeflate(d) => {
+                if write_deflate(d, chunk)? {
+                    self.end_deflate()?;
+                }
+                Ok(())
+            }
             Pipeline::Brotli(d) => d.write_all(chunk).map_err(decode_err),
             Pipeline::Zstd(d) => d.write_all(chunk).map_err(decode_err),
-            Pipeline::Done => Ok(()),
+            Pipeline::DeflateEnded(_) | Pipeline::Done => Ok(()),
         }
+    }
+
+    /// Once a zlib or raw deflate stream has ended: finishes its decoder (which checks that
+    /// the stream is whole) and keeps only the HTML stage.
+    fn end_deflate(&mut self) -> Result<(), BannerError> {
+        let stage = match std::mem::replace(self, Pipeline::Done) {
+            Pipeline::Zlib(d) => d.finish().map_err(decode_err)?,
+            Pipeline::RawDeflate(d) => d.finish().map_err(decode_err)?,
+            other => {
+                *self = other;
+                return Ok(());
+            }
+        };
+        *self = Pipeline::DeflateEnded(stage);
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), BannerError> {
@@ -282,6 +328,7 @@ impl Pipeline {
             Pipeline::Gzip(d) => d.finish().map_err(decode_err)?,
             Pipeline::Zlib(d) => d.finish().map_err(decode_err)?,
             Pipeline::RawDeflate(d) => d.finish().map_err(decode_err)?,
+            Pipeline::DeflateEnded(s) => s,
             Pipeline::Brotli(mut d) => {
                 d.flush().map_err(decode_err)?;
                 d.into_inner()
@@ -405,7 +452,7 @@ impl Injector {
         };
         let pipeline = match encoding {
             ContentEncoding::Identity => Pipeline::Identity(stage),
-            ContentEncoding::Gzip => Pipeline::Gzip(flate2::write::GzDecoder::new(stage)),
+            ContentEncoding::Gzip => Pipeline::Gzip(flate2::write::MultiGzDecoder::new(stage)),
             ContentEncoding::Deflate => Pipeline::PendingDeflate(stage, Vec::new()),
             ContentEncoding::Brotli => {
                 Pipeline::Brotli(Box::new(brotli::DecompressorWriter::new(stage, 16 * 1024)))

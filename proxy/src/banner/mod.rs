@@ -3,11 +3,15 @@
 //!
 //! It is streamed into whatever the panel sends with lol_html: decoded if the panel
 //! compressed it, placed right after `<body>` opens, and the rest of the document passed
-//! through byte for byte without buffering. The banner lives in a declarative shadow root
-//! whose `:host` rules are `!important`, so page CSS cannot hide or restyle it; its only
-//! inline code is one `<style>`, admitted by hash into the page's Content-Security-Policy
-//! without weakening it. This module never panics on any input: a document it cannot
-//! rewrite is passed through untouched.
+//! through byte for byte without buffering. In an HTML document the banner lives in a
+//! declarative shadow root whose `:host` rules are `!important`, so page CSS cannot hide or
+//! restyle it; an XHTML document is parsed as XML, where a declarative shadow root stays
+//! inert, so there it is a plain element whose `!important` rules are scoped to its id (see
+//! [`Syntax`]). Its markup is well-formed XML as well as HTML, and its Stop form posts to
+//! an absolute URL on the page's origin, whatever `<base>` the page sets. Its only inline
+//! code is one `<style>`, admitted by hash into the page's Content-Security-Policy without
+//! weakening it. This module never panics on any input: a document it cannot rewrite is
+//! passed through untouched.
 
 mod csp;
 mod inject;
@@ -67,7 +71,7 @@ impl<S> BannerFacts<S> {
 /// The path the Stop button posts to.
 pub const STOP_PATH: &str = "/_actas/impersonate/stop";
 
-/// The banner's stylesheet, the one inline `<style>` it carries.
+/// The banner's stylesheet in an HTML document, the one inline `<style>` it carries.
 const STYLE: &str = ":host{all:initial!important;display:block!important;position:sticky!important;top:0!important;left:0!important;right:0!important;z-index:2147483647!important;visibility:visible!important;opacity:1!important;transform:none!important;clip-path:none!important;filter:none!important;mask:none!important;pointer-events:auto!important;width:auto!important;height:auto!important;min-height:0!important;max-height:none!important;margin:0!important;padding:0!important;overflow:visible!important;contain:none!important}\
 .bar{box-sizing:border-box;display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:6px 16px;margin:0;padding:8px 16px;background:#7a1d12;color:#fff;font:600 15px/1.4 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;border-bottom:3px solid #f5b700;box-shadow:0 2px 6px rgba(0,0,0,.35);text-align:left}\
 .text{flex:1 1 320px;min-width:0;overflow-wrap:anywhere}\
@@ -78,21 +82,82 @@ button:hover{background:#ffd24d}\
 button:focus-visible{outline:3px solid #fff;outline-offset:2px}\
 @media (max-width:480px){.bar{padding:6px 10px;font-size:14px}button{width:100%}}";
 
-/// The CSP source expression admitting the banner's `<style>`: `'sha256-…'`.
-pub fn style_hash_source() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let digest = crate::digest::sha256(&[STYLE.as_bytes()]);
-        format!(
-            "'sha256-{}'",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        )
-    })
+/// The banner's stylesheet in an XHTML document, where it has no shadow root: the same
+/// look, every rule `!important` and scoped to the banner's id, `#actas-banner` (the page's
+/// own rules, even `!important` ones, are less specific unless they name that id). Its
+/// descendants are first reverted to the browser's defaults, so page rules for `div`,
+/// `form` or `button` do not reach them. It is XML text as it stands (no `<` or `&`), so
+/// its hash is that of the text the browser checks.
+const XHTML_STYLE: &str = "actas-banner#actas-banner{all:initial!important;display:block!important;position:sticky!important;top:0!important;left:0!important;right:0!important;z-index:2147483647!important;visibility:visible!important;opacity:1!important;transform:none!important;clip-path:none!important;filter:none!important;mask:none!important;pointer-events:auto!important;width:auto!important;height:auto!important;min-height:0!important;max-height:none!important;margin:0!important;padding:0!important;overflow:visible!important;contain:none!important}\
+#actas-banner *{all:revert!important}\
+#actas-banner .bar{box-sizing:border-box!important;display:flex!important;flex-wrap:wrap!important;align-items:center!important;justify-content:space-between!important;gap:6px 16px!important;margin:0!important;padding:8px 16px!important;background:#7a1d12!important;color:#fff!important;font:600 15px/1.4 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif!important;border-bottom:3px solid #f5b700!important;box-shadow:0 2px 6px rgba(0,0,0,.35)!important;text-align:left!important}\
+#actas-banner .text{flex:1 1 320px!important;min-width:0!important;overflow-wrap:anywhere!important}\
+#actas-banner .muted{font-weight:400!important;opacity:.92!important}\
+#actas-banner form{margin:0!important;display:inline!important}\
+#actas-banner button{font:700 14px/1.2 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif!important;color:#1b1b1b!important;background:#f5b700!important;border:0!important;border-radius:6px!important;padding:8px 14px!important;cursor:pointer!important;min-height:36px!important}\
+#actas-banner button:hover{background:#ffd24d!important}\
+#actas-banner button:focus-visible{outline:3px solid #fff!important;outline-offset:2px!important}\
+@media (max-width:480px){#actas-banner .bar{padding:6px 10px!important;font-size:14px!important}#actas-banner button{width:100%!important}}";
+
+/// The markup a document is parsed as, which decides how the banner is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// `text/html`: the banner lives in a declarative shadow root.
+    Html,
+    /// `application/xhtml+xml`: parsed as XML, where a declarative shadow root stays inert
+    /// (the banner would be invisible), so the banner is a plain XHTML element styled
+    /// under its own id.
+    Xhtml,
 }
 
-/// Escapes text for HTML content and attribute values, and writes every non-ASCII
+impl Syntax {
+    /// The syntax of a response, by its `Content-Type`.
+    fn of(resp: &HeaderMap) -> Syntax {
+        if is_xhtml(resp) {
+            Syntax::Xhtml
+        } else {
+            Syntax::Html
+        }
+    }
+
+    /// The banner's stylesheet in this syntax.
+    fn style(self) -> &'static str {
+        match self {
+            Syntax::Html => STYLE,
+            Syntax::Xhtml => XHTML_STYLE,
+        }
+    }
+
+    /// The CSP source expression admitting the banner's `<style>` in this syntax:
+    /// `'sha256-…'`.
+    pub fn style_hash_source(self) -> &'static str {
+        static HTML: OnceLock<String> = OnceLock::new();
+        static XHTML: OnceLock<String> = OnceLock::new();
+        let hash = match self {
+            Syntax::Html => &HTML,
+            Syntax::Xhtml => &XHTML,
+        };
+        hash.get_or_init(|| {
+            let digest = crate::digest::sha256(&[self.style().as_bytes()]);
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        })
+    }
+}
+
+/// The CSP source expression admitting the HTML banner's `<style>` (the one [`render`]
+/// gives): `'sha256-…'`.
+pub fn style_hash_source() -> &'static str {
+    Syntax::Html.style_hash_source()
+}
+
+/// Escapes text for HTML and XML content and attribute values, and writes every non-ASCII
 /// character as a numeric reference, so the banner is plain ASCII and keeps its meaning
-/// in any ASCII-compatible charset.
+/// in any ASCII-compatible charset. Control characters become spaces (XML forbids most C0
+/// ones even as references, and HTML reads references to C1 ones as other characters);
+/// U+FFFE and U+FFFF, which are no XML characters either, become U+FFFD.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
@@ -102,8 +167,9 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
-            c if c.is_ascii_control() => out.push(' '),
+            c if c.is_control() => out.push(' '),
+            c if c.is_ascii() => out.push(c),
+            '\u{FFFE}' | '\u{FFFF}' => out.push_str("&#xfffd;"),
             c => out.push_str(&format!("&#x{:x};", c as u32)),
         }
     }
@@ -147,27 +213,42 @@ fn same_markup(a: &BannerInfo<'_>, b: &BannerInfo<'_>) -> bool {
 /// Banners rendered recently on this thread, kept per thread so that no lock is taken.
 const RECENT_BANNERS: usize = 8;
 
-/// The next slot to replace, and up to [`RECENT_BANNERS`] banners with their markup.
-type Recent = (usize, Vec<(BannerFacts<String>, Arc<str>)>);
+/// A banner rendered on this thread: what it was rendered from, and its markup.
+struct Rendered {
+    facts: BannerFacts<String>,
+    origin: String,
+    syntax: Syntax,
+    markup: Arc<str>,
+}
 
-/// [`render`], reusing the markup rendered on this thread for the same session and minute:
-/// a session browsing through the proxy renders its banner about once a minute per thread
-/// instead of once a page. The result is always exactly `render(info)`.
-pub fn rendered(info: &BannerInfo<'_>) -> Arc<str> {
+/// The next slot to replace, and up to [`RECENT_BANNERS`] banners.
+type Recent = (usize, Vec<Rendered>);
+
+/// [`render_for`], reusing the markup rendered on this thread for the same session, minute,
+/// origin and syntax: a session browsing through the proxy renders its banner about once a
+/// minute per thread instead of once a page. The result is always exactly
+/// `render_for(info, origin, syntax)`.
+pub fn rendered(info: &BannerInfo<'_>, origin: &str, syntax: Syntax) -> Arc<str> {
     thread_local! {
         static RECENT: RefCell<Recent> = const { RefCell::new((0, Vec::new())) };
     }
     RECENT.with(|recent| {
         let mut recent = recent.borrow_mut();
         let (next, entries) = &mut *recent;
-        if let Some((_, markup)) = entries
-            .iter()
-            .find(|(seen, _)| same_markup(&seen.map(String::as_str), info))
-        {
-            return markup.clone();
+        if let Some(seen) = entries.iter().find(|seen| {
+            seen.syntax == syntax
+                && seen.origin == origin
+                && same_markup(&seen.facts.map(String::as_str), info)
+        }) {
+            return seen.markup.clone();
         }
-        let markup: Arc<str> = render(info).into();
-        let entry = (info.map(|s| (*s).to_owned()), markup.clone());
+        let markup: Arc<str> = render_for(info, origin, syntax).into();
+        let entry = Rendered {
+            facts: info.map(|s| (*s).to_owned()),
+            origin: origin.to_owned(),
+            syntax,
+            markup: markup.clone(),
+        };
         if entries.len() < RECENT_BANNERS {
             entries.push(entry);
         } else {
@@ -178,21 +259,43 @@ pub fn rendered(info: &BannerInfo<'_>) -> Arc<str> {
     })
 }
 
-/// The exact markup inserted into a document.
+/// The banner for the proxy's own console pages: HTML, its Stop form posting to
+/// [`STOP_PATH`] on the page's origin (console pages set no `<base>`).
 pub fn render(info: &BannerInfo<'_>) -> String {
+    render_for(info, "", Syntax::Html)
+}
+
+/// The exact markup inserted into a document of `syntax` served from `origin`
+/// (`scheme://host[:port]`). The Stop form posts to [`STOP_PATH`] on `origin`, written out
+/// in full so that a page's `<base href>` cannot send the session's CSRF token to another
+/// site. The markup is well-formed XML as well as HTML.
+pub fn render_for(info: &BannerInfo<'_>, origin: &str, syntax: Syntax) -> String {
+    let (open, close) = match syntax {
+        Syntax::Html => (
+            "<actas-banner><template shadowrootmode=\"open\">",
+            "</template></actas-banner>",
+        ),
+        // The namespace is named here, not inherited: a page may bind XHTML to a prefix.
+        Syntax::Xhtml => (
+            "<actas-banner xmlns=\"http://www.w3.org/1999/xhtml\" id=\"actas-banner\">",
+            "</actas-banner>",
+        ),
+    };
     let left_min = minutes_left(info);
     format!(
-        "<actas-banner><template shadowrootmode=\"open\"><style>{STYLE}</style>\
+        "{open}<style>{style}</style>\
 <div class=\"bar\" role=\"region\" aria-label=\"Impersonation\">\
 <span class=\"text\" role=\"status\">You're signed in as {subject} ({subject_role}). You are {actor} ({actor_role}). \
 <span class=\"muted\">Started {started} &#183; {left_min} min left</span></span>\
-<form method=\"post\" action=\"{STOP_PATH}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-<button type=\"submit\">Stop impersonating</button></form></div></template></actas-banner>",
+<form method=\"post\" action=\"{origin}{STOP_PATH}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"/>\
+<button type=\"submit\">Stop impersonating</button></form></div>{close}",
+        style = syntax.style(),
         subject = escape(info.subject),
         subject_role = escape(info.subject_role),
         actor = escape(info.actor),
         actor_role = escape(info.actor_role),
         started = clock(info.started_at),
+        origin = escape(origin),
         csrf = escape(info.csrf_token),
     )
 }
@@ -298,8 +401,9 @@ fn upstream_length(resp: &HeaderMap) -> Option<u64> {
 
 /// Adjusts the response headers for a document that will get the banner and returns the
 /// injector to stream its body through. `origin` is `scheme://host[:port]` as the browser
-/// sees it (for the CSP `form-action` source). An `Err` means: pass the response through
-/// untouched (an encoding or charset the banner cannot be written into).
+/// sees it: the Stop form posts there, and the CSP `form-action` admits it. An `Err` means:
+/// pass the response through untouched (an encoding or charset the banner cannot be
+/// written into).
 ///
 /// The body's framing: an uncompressed body whose length the upstream gave keeps a
 /// `Content-Length`, the page's plus the banner's ([`Injector::fixed_length`]); any other
@@ -311,8 +415,10 @@ pub fn prepare(
 ) -> Result<Injector, BannerError> {
     let encoding = inject::ContentEncoding::from_headers(resp)?;
     let charset = inject::charset(resp)?;
-    let xhtml = is_xhtml(resp);
-    let mut injector = Injector::new(rendered(info), encoding, charset, xhtml)?;
+    let syntax = Syntax::of(resp);
+    let origin = origin.to_string();
+    let banner = rendered(info, &origin, syntax);
+    let mut injector = Injector::new(banner, encoding, charset, syntax == Syntax::Xhtml)?;
     // The body changes length and, if it was compressed, is sent decoded.
     let announced = upstream_length(resp).and_then(|n| injector.fixed_length(n));
     resp.remove(http::header::CONTENT_LENGTH);
@@ -330,7 +436,9 @@ pub fn prepare(
             }
         }
     }
-    csp::admit_banner(resp, style_hash_source(), || format!("{origin}{STOP_PATH}"));
+    csp::admit_banner(resp, syntax.style_hash_source(), || {
+        format!("{origin}{STOP_PATH}")
+    });
     Ok(injector)
 }
 

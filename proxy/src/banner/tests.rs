@@ -41,6 +41,9 @@ fn banner() -> String {
     render(&info())
 }
 
+/// The origin the tests' pages are served from.
+const ORIGIN: &str = "https://panel.example";
+
 #[test]
 fn the_banner_goes_right_after_body_opens() {
     let out = inject("<!doctype html><html><head><title>x</title></head><body class=\"a\" data-x='1'><p>hi</p></body></html>");
@@ -274,7 +277,7 @@ fn the_banner_says_who_since_when_and_how_long_is_left() {
     let b = banner();
     assert!(b.contains("You're signed in as carl (customer). You are ada (admin)."));
     assert!(b.contains("Started 14:02 UTC &#183; 46 min left"), "{b}");
-    assert!(b.contains("<form method=\"post\" action=\"/_actas/impersonate/stop\"><input type=\"hidden\" name=\"csrf_token\" value=\"tok\">"));
+    assert!(b.contains("<form method=\"post\" action=\"/_actas/impersonate/stop\"><input type=\"hidden\" name=\"csrf_token\" value=\"tok\"/>"));
     let mut late = info();
     late.now = late.expires_at + 100;
     assert!(render(&late).contains("0 min left"));
@@ -282,12 +285,24 @@ fn the_banner_says_who_since_when_and_how_long_is_left() {
 
 #[test]
 fn the_style_hash_matches_the_style() {
-    let src = style_hash_source();
-    assert!(src.starts_with("'sha256-") && src.ends_with('\''));
-    let b = banner();
-    let style = &b[b.find("<style>").unwrap() + 7..b.find("</style>").unwrap()];
-    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style.as_bytes()));
-    assert_eq!(src, format!("'sha256-{digest}'"));
+    assert_eq!(style_hash_source(), Syntax::Html.style_hash_source());
+    assert_ne!(
+        Syntax::Html.style_hash_source(),
+        Syntax::Xhtml.style_hash_source()
+    );
+    for syntax in [Syntax::Html, Syntax::Xhtml] {
+        let src = syntax.style_hash_source();
+        assert!(src.starts_with("'sha256-") && src.ends_with('\''));
+        let b = render_for(&info(), ORIGIN, syntax);
+        let style = &b[b.find("<style>").unwrap() + 7..b.find("</style>").unwrap()];
+        assert!(
+            !style.contains(['<', '&']),
+            "{syntax:?}: XML text as it stands"
+        );
+        let digest =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style.as_bytes()));
+        assert_eq!(src, format!("'sha256-{digest}'"), "{syntax:?}");
+    }
 }
 
 fn resp(ct: &str) -> HeaderMap {
@@ -400,11 +415,16 @@ fn prepare_reframes_the_body_and_admits_the_banner_in_csp() {
 
 #[test]
 fn prepare_announces_the_length_of_an_uncompressed_page_it_was_given() {
-    let mut h = resp("text/html");
-    h.insert("content-length", HeaderValue::from_static("100"));
-    prepare(&info(), &mut h, "https://p").unwrap();
-    let want = (100 + banner().len()).to_string();
-    assert_eq!(h.get("content-length").unwrap(), want.as_str());
+    for (ct, syntax) in [
+        ("text/html", Syntax::Html),
+        ("application/xhtml+xml", Syntax::Xhtml),
+    ] {
+        let mut h = resp(ct);
+        h.insert("content-length", HeaderValue::from_static("100"));
+        prepare(&info(), &mut h, "https://p").unwrap();
+        let want = (100 + render_for(&info(), "https://p", syntax).len()).to_string();
+        assert_eq!(h.get("content-length").unwrap(), want.as_str(), "{ct}");
+    }
     // A chunked upstream body, or an empty one, gets no length to keep.
     for (k, v) in [("transfer-encoding", "chunked"), ("content-length", "0")] {
         let mut h = resp("text/html");
@@ -761,13 +781,13 @@ proptest! {
 
 #[test]
 fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
-    let first = rendered(&info());
-    assert_eq!(&*first, render(&info()));
+    let first = rendered(&info(), ORIGIN, Syntax::Html);
+    assert_eq!(&*first, render_for(&info(), ORIGIN, Syntax::Html));
     // The same session a few seconds later, within the same minute left: the same markup.
     let mut soon = info();
     soon.now += 5;
     assert_eq!(minutes_left(&soon), minutes_left(&info()));
-    assert!(Arc::ptr_eq(&first, &rendered(&soon)));
+    assert!(Arc::ptr_eq(&first, &rendered(&soon, ORIGIN, Syntax::Html)));
     // Anything the banner shows, changed, renders anew and exactly.
     let mut changes: Vec<BannerInfo> = Vec::new();
     let mut later = info();
@@ -787,9 +807,13 @@ fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
         changes.push(i);
     }
     for changed in &changes {
-        let markup = rendered(changed);
+        let markup = rendered(changed, ORIGIN, Syntax::Html);
         assert!(!Arc::ptr_eq(&first, &markup), "{changed:?}");
-        assert_eq!(&*markup, render(changed), "{changed:?}");
+        assert_eq!(
+            &*markup,
+            render_for(changed, ORIGIN, Syntax::Html),
+            "{changed:?}"
+        );
         assert_ne!(&*markup, &*first, "{changed:?}");
     }
     // More sessions than the thread keeps: every answer is still exactly the rendering.
@@ -797,6 +821,382 @@ fn a_rendered_banner_is_reused_only_while_its_markup_would_not_change() {
         let token = format!("tok{}", n % (RECENT_BANNERS + 3));
         let mut i = info();
         i.csrf_token = &token;
-        assert_eq!(&*rendered(&i), render(&i));
+        assert_eq!(
+            &*rendered(&i, ORIGIN, Syntax::Html),
+            render_for(&i, ORIGIN, Syntax::Html)
+        );
+    }
+}
+
+#[test]
+fn a_rendered_banner_is_never_reused_for_another_origin_or_syntax() {
+    // The same session and minute, in turn for pages of two origins and both syntaxes:
+    // each gets exactly its own rendering, however the requests interleave.
+    let other = "http://other.example:8080";
+    for round in 0..3 {
+        for origin in [ORIGIN, other] {
+            for syntax in [Syntax::Html, Syntax::Xhtml] {
+                let markup = rendered(&info(), origin, syntax);
+                assert_eq!(
+                    &*markup,
+                    render_for(&info(), origin, syntax),
+                    "round {round}, {origin}, {syntax:?}"
+                );
+                assert!(markup.contains(&format!("action=\"{origin}/_actas/impersonate/stop\"")));
+                assert_eq!(
+                    markup.contains("<template"),
+                    syntax == Syntax::Html,
+                    "{syntax:?}"
+                );
+            }
+        }
+    }
+    // Through `prepare`, by the page's Content-Type: an XHTML page never gets the HTML
+    // banner cached for the same session, nor the other way round.
+    for ct in ["text/html", "application/xhtml+xml", "text/html"] {
+        let syntax = if ct == "text/html" {
+            Syntax::Html
+        } else {
+            Syntax::Xhtml
+        };
+        let mut h = resp(ct);
+        let mut inj = prepare(&info(), &mut h, ORIGIN).unwrap();
+        let out = through(&mut inj, b"<html><body>x</body></html>");
+        let want = format!(
+            "<html><body>{}x</body></html>",
+            render_for(&info(), ORIGIN, syntax)
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want, "{ct}");
+    }
+}
+
+#[test]
+fn the_console_banner_posts_to_the_stop_path_of_its_own_origin() {
+    assert_eq!(render(&info()), render_for(&info(), "", Syntax::Html));
+    assert!(render(&info()).contains("action=\"/_actas/impersonate/stop\""));
+}
+
+/// Streams `doc` whole through `inj`: everything that comes out.
+fn through(inj: &mut Injector, doc: &[u8]) -> Vec<u8> {
+    let mut out = inj.write(doc).unwrap().to_vec();
+    out.extend_from_slice(&inj.finish().unwrap());
+    out
+}
+
+/// Whether `doc` is a well-formed XML document, as far as the documents and banners of
+/// these tests go: one root element, every tag closed in order, every attribute quoted and
+/// unique, every `&` a reference to a character XML allows, no `<` in attribute values and
+/// no `]]>` in text. Declarations, comments and CDATA are skipped over.
+fn xml_well_formed(doc: &str) -> Result<(), String> {
+    fn reference(rest: &str) -> Result<usize, String> {
+        let end = rest
+            .find(';')
+            .ok_or_else(|| format!("unterminated `{rest:.12}`"))?;
+        let name = &rest[1..end];
+        let code = if let Some(hex) = name.strip_prefix("#x") {
+            u32::from_str_radix(hex, 16).ok()
+        } else if let Some(dec) = name.strip_prefix('#') {
+            dec.parse::<u32>().ok()
+        } else if ["amp", "lt", "gt", "quot", "apos"].contains(&name) {
+            Some(u32::from(b' '))
+        } else {
+            return Err(format!("undeclared entity `&{name};`"));
+        };
+        let is_char = |c: u32| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+        match code {
+            Some(c) if is_char(c) => Ok(end + 1),
+            _ => Err(format!("`&{name};` is not an XML character")),
+        }
+    }
+    fn text(t: &str) -> Result<(), String> {
+        if t.contains("]]>") {
+            return Err("`]]>` in text".into());
+        }
+        let mut at = 0;
+        while let Some(i) = t[at..].find('&') {
+            at += i + reference(&t[at + i..])?;
+        }
+        Ok(())
+    }
+    let name_end = |s: &str| {
+        s.find(|c: char| c.is_whitespace() || c == '/' || c == '>' || c == '=')
+            .unwrap_or(s.len())
+    };
+    let mut open: Vec<&str> = Vec::new();
+    let mut roots = 0;
+    let mut rest = doc;
+    while !rest.is_empty() {
+        let lt = rest.find('<').unwrap_or(rest.len());
+        let (t, tail) = rest.split_at(lt);
+        text(t)?;
+        if open.is_empty() && !t.trim().is_empty() {
+            return Err(format!("text outside the root element: `{t:.20}`"));
+        }
+        rest = tail;
+        if rest.is_empty() {
+            break;
+        }
+        let skip = [
+            ("<?", "?>"),
+            ("<!--", "-->"),
+            ("<![CDATA[", "]]>"),
+            ("<!", ">"),
+        ]
+        .into_iter()
+        .find(|(open, _)| rest.starts_with(open));
+        if let Some((_, close)) = skip {
+            let end = rest.find(close).ok_or("unterminated declaration")?;
+            rest = &rest[end + close.len()..];
+            continue;
+        }
+        if let Some(tag) = rest.strip_prefix("</") {
+            let n = name_end(tag);
+            let want = open.pop().ok_or("a close tag without an open one")?;
+            if &tag[..n] != want {
+                return Err(format!("`</{}>` closes `<{want}>`", &tag[..n]));
+            }
+            let end = tag.find('>').ok_or("unterminated close tag")?;
+            if !tag[n..end].trim().is_empty() {
+                return Err("junk in a close tag".into());
+            }
+            rest = &tag[end + 1..];
+            continue;
+        }
+        let mut tag = &rest[1..];
+        let n = name_end(tag);
+        let name = &tag[..n];
+        if name.is_empty() {
+            return Err("a `<` that opens no tag".into());
+        }
+        tag = &tag[n..];
+        let mut seen: Vec<&str> = Vec::new();
+        let empty = loop {
+            tag = tag.trim_start();
+            if let Some(t) = tag.strip_prefix("/>") {
+                tag = t;
+                break true;
+            }
+            if let Some(t) = tag.strip_prefix('>') {
+                tag = t;
+                break false;
+            }
+            let n = name_end(tag);
+            let attr = &tag[..n];
+            if attr.is_empty() || seen.contains(&attr) {
+                return Err(format!(
+                    "bad or repeated attribute in `<{name}`: `{tag:.30}`"
+                ));
+            }
+            seen.push(attr);
+            let t = tag[n..]
+                .trim_start()
+                .strip_prefix('=')
+                .ok_or_else(|| format!("attribute `{attr}` of `<{name}>` has no value"))?;
+            let t = t.trim_start();
+            let quote = t
+                .chars()
+                .next()
+                .filter(|q| *q == '"' || *q == '\'')
+                .ok_or_else(|| format!("attribute `{attr}` of `<{name}>` is not quoted"))?;
+            let end = t[1..].find(quote).ok_or("unterminated attribute value")? + 1;
+            let value = &t[1..end];
+            if value.contains('<') {
+                return Err(format!("`<` in attribute `{attr}`"));
+            }
+            text(value)?;
+            tag = &t[end + 1..];
+        };
+        if open.is_empty() {
+            roots += 1;
+        }
+        if !empty {
+            open.push(name);
+        }
+        rest = tag;
+    }
+    match (roots, open.last()) {
+        (1, None) => Ok(()),
+        (_, Some(unclosed)) => Err(format!("`<{unclosed}>` is never closed")),
+        (n, None) => Err(format!("{n} root elements")),
+    }
+}
+
+#[test]
+fn the_well_formedness_check_finds_what_xml_parsers_refuse() {
+    assert_eq!(
+        xml_well_formed(
+            "<?xml version=\"1.0\"?><!DOCTYPE html><a x='1' y=\"&amp;&#xe9;\"><b/><!-- c --></a>"
+        ),
+        Ok(())
+    );
+    for bad in [
+        "<a><input type=\"hidden\"></a>",
+        "<a><b></a></b>",
+        "<a x=1></a>",
+        "<a x=\"1\" x=\"2\"></a>",
+        "<a>&nbsp;</a>",
+        "<a>&#xffff;</a>",
+        "<a>&</a>",
+        "<a></a><b></b>",
+        "<a>",
+    ] {
+        assert!(xml_well_formed(bad).is_err(), "{bad}");
+    }
+}
+
+const XHTML_PAGE: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><title>t</title></head><body class=\"page\"><p>hi &amp; bye</p><br/></body></html>\n";
+
+#[test]
+fn an_xhtml_page_comes_out_well_formed_with_a_banner_outside_any_template() {
+    // Whatever the session's names hold, the page stays XML a browser will display.
+    let mut odd = info();
+    odd.subject = "<carl> & \"co\" \u{1}\u{ffff}\u{fffe}\u{85} zo\u{eb}";
+    odd.csrf_token = "t<o>k&\"'";
+    for facts in [info(), odd] {
+        let mut h = resp("application/xhtml+xml; charset=utf-8");
+        h.insert("content-length", HeaderValue::from(XHTML_PAGE.len()));
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static("default-src 'self'"),
+        );
+        let mut inj = prepare(&facts, &mut h, "https://panel.example").unwrap();
+        let out = String::from_utf8(through(&mut inj, XHTML_PAGE.as_bytes())).unwrap();
+        assert!(inj.injected());
+        assert_eq!(
+            h.get("content-length").unwrap(),
+            out.len().to_string().as_str()
+        );
+        assert_eq!(xml_well_formed(&out), Ok(()), "{out}");
+        // A declarative shadow root is an HTML parser feature: in XML it stays inert.
+        assert!(!out.contains("<template"), "{out}");
+        assert!(!out.contains("shadowroot"), "{out}");
+        // The banner, inside <body>, with its Stop form and the session's token.
+        let body = out.find("<body class=\"page\">").unwrap() + "<body class=\"page\">".len();
+        assert!(out[body..].starts_with("<actas-banner"), "{out}");
+        assert!(out.contains("Stop impersonating"));
+        assert!(out.contains("<form method=\"post\" action=\""));
+        let token = format!("name=\"csrf_token\" value=\"{}\"", escape(facts.csrf_token));
+        assert!(out.contains(&token), "{out}");
+        assert!(
+            out.contains("</p><br/></body></html>\n"),
+            "the page is kept"
+        );
+        // Its stylesheet is the one the page's policy admits.
+        let style = &out[out.find("<style>").unwrap() + 7..out.find("</style>").unwrap()];
+        let digest =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style.as_bytes()));
+        let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(csp.contains(&format!("'sha256-{digest}'")), "{csp}");
+    }
+}
+
+#[test]
+fn the_html_banner_is_well_formed_markup_too() {
+    let mut odd = info();
+    odd.actor = "<ada> & \"co\" \u{ffff}";
+    for facts in [info(), odd] {
+        let b = render(&facts);
+        assert_eq!(xml_well_formed(&b), Ok(()), "{b}");
+        assert!(b.contains("<template shadowrootmode=\"open\">"), "{b}");
+    }
+}
+
+#[test]
+fn the_stop_form_posts_to_the_origin_the_page_came_from_whatever_its_base() {
+    let page = b"<html><head><base href=\"https://other.example/\"></head><body>x</body></html>";
+    for (origin, action) in [
+        (
+            "https://panel.example",
+            "https://panel.example/_actas/impersonate/stop",
+        ),
+        (
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/_actas/impersonate/stop",
+        ),
+        (
+            "https://a\"b<c>.example",
+            "https://a&quot;b&lt;c&gt;.example/_actas/impersonate/stop",
+        ),
+    ] {
+        let mut h = resp("text/html");
+        let mut inj = prepare(&info(), &mut h, origin).unwrap();
+        let out = String::from_utf8(through(&mut inj, page)).unwrap();
+        assert!(
+            out.contains(&format!("<form method=\"post\" action=\"{action}\">")),
+            "{out}"
+        );
+        assert!(!out.contains("action=\"/_actas"), "{out}");
+    }
+}
+
+/// `doc` gzipped as two members, split where `at` says.
+fn two_gzip_members(doc: &[u8], at: usize) -> Vec<u8> {
+    let mut both = compress(ContentEncoding::Gzip, &doc[..at]);
+    both.extend(compress(ContentEncoding::Gzip, &doc[at..]));
+    both
+}
+
+#[test]
+fn a_gzip_body_of_several_members_is_decoded_whole() {
+    let doc = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(2000));
+    // The second member starts before the body, inside it, and in the last bytes.
+    for at in [3, 20, doc.len() / 2, doc.len() - 1] {
+        let gz = two_gzip_members(doc.as_bytes(), at);
+        for chunk in [1, 999, gz.len()] {
+            let (out, injected) = run(&gz, ContentEncoding::Gzip, chunk);
+            assert!(injected, "split at {at}, chunks of {chunk}");
+            assert_eq!(
+                strip(&out, &banner()),
+                doc.as_bytes(),
+                "split at {at}, chunks of {chunk}"
+            );
+        }
+    }
+    // Three members, the middle one empty.
+    let mut three = compress(ContentEncoding::Gzip, &doc.as_bytes()[..100]);
+    three.extend(compress(ContentEncoding::Gzip, b""));
+    three.extend(compress(ContentEncoding::Gzip, &doc.as_bytes()[100..]));
+    let (out, _) = run(&three, ContentEncoding::Gzip, 64);
+    assert_eq!(strip(&out, &banner()), doc.as_bytes());
+}
+
+#[test]
+fn a_corrupt_gzip_member_is_still_an_error() {
+    let doc = b"<html><body>x</body></html>";
+    let mut gz = two_gzip_members(doc, 10);
+    let last = gz.len() - 5;
+    gz[last] ^= 0xFF; // the second member's checksum
+    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
+    let failed = inj.write(&gz).is_err() || inj.finish().is_err();
+    assert!(failed);
+}
+
+#[test]
+fn bytes_after_the_end_of_a_deflate_stream_are_ignored() {
+    let doc = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(500));
+    let zlib = compress(ContentEncoding::Deflate, doc.as_bytes());
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(doc.as_bytes()).unwrap();
+    let raw = e.finish().unwrap();
+    for (label, stream) in [("zlib", zlib), ("raw deflate", raw)] {
+        for trailer in [&b"\0"[..], b"\r\n", b"garbage after the end", &[0u8; 4096]] {
+            let mut body = stream.clone();
+            body.extend_from_slice(trailer);
+            for chunk in [1, 7, 999, body.len()] {
+                let (out, injected) = run(&body, ContentEncoding::Deflate, chunk);
+                assert!(injected, "{label}, chunks of {chunk}");
+                assert_eq!(
+                    strip(&out, &banner()),
+                    doc.as_bytes(),
+                    "{label} + {} bytes, chunks of {chunk}",
+                    trailer.len()
+                );
+            }
+        }
+        // A stream cut short is still an error.
+        let mut inj = Injector::new(banner(), ContentEncoding::Deflate, None, false).unwrap();
+        let cut = &stream[..stream.len() / 2];
+        let failed = inj.write(cut).is_err() || inj.finish().is_err();
+        assert!(failed, "{label}");
     }
 }
