@@ -5,6 +5,8 @@
 //! reaches no handler. This module is the panel's only source of identity; it must
 //! never read identity from anywhere else (cookies, query parameters,
 //! `X-Forwarded-User` and the like) and never accept an algorithm other than EdDSA.
+//! It also reads the proxy's request id from `X-Request-Id`, but only on a request whose
+//! assertion verified, and only in the shape the proxy makes one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,10 @@ pub const LEEWAY_SECONDS: i64 = 5;
 pub const MAX_LIFETIME_SECONDS: i64 = 60;
 /// Assertions are small; anything larger is refused before decoding.
 const MAX_ASSERTION_BYTES: usize = 8 * 1024;
+/// The request header that carries the proxy's request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The length of a proxy request id: 16 random bytes in unpadded base64url.
+const REQUEST_ID_LEN: usize = 22;
 
 /// A role in the proxy's directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +102,7 @@ pub struct Identity {
     pub actor: Option<Actor>,
     /// The impersonation id, while impersonating.
     pub impersonation_id: Option<String>,
-    /// The proxy's request id, also written in its audit record.
+    /// The proxy's request id (from `X-Request-Id`), also written in its audit record.
     pub request_id: Option<String>,
 }
 
@@ -241,7 +247,6 @@ struct Claims {
     sid: Option<String>,
     act: Option<ActorClaim>,
     imp: Option<String>,
-    rid: Option<String>,
 }
 
 impl AssertionVerifier {
@@ -335,7 +340,9 @@ impl AssertionVerifier {
             session_id,
             actor,
             impersonation_id: non_empty(claims.imp),
-            request_id: non_empty(claims.rid),
+            // Not a claim: an assertion is reused for a second of a session's requests.
+            // The middleware fills it in from `X-Request-Id`.
+            request_id: None,
         })
     }
 }
@@ -391,7 +398,8 @@ pub async fn require_assertion(
 ) -> Response {
     let outcome = read_header(&request).and_then(|token| verifier.verify(token, unix_now()));
     match outcome {
-        Ok(identity) => {
+        Ok(mut identity) => {
+            identity.request_id = read_request_id(&request);
             // Every log line of the request carries both identities and the proxy's
             // request id, so it can be matched with the proxy's audit record.
             let span = tracing::info_span!(
@@ -422,6 +430,28 @@ fn read_header(request: &Request) -> Result<&str, AssertionError> {
         return Err(AssertionError::Repeated);
     }
     value.to_str().map_err(|_| AssertionError::NotCompact)
+}
+
+/// The proxy's request id, when the request carries exactly one `X-Request-Id` in the shape
+/// the proxy makes (`session::random_id`: 22 base64url characters, not starting with `-`).
+/// Anything else is `None`: the value goes into logs and the activity table, so nothing
+/// longer or stranger is taken, even though only the proxy can reach the panel.
+fn read_request_id(request: &Request) -> Option<String> {
+    let mut values = request.headers().get_all(REQUEST_ID_HEADER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let bytes = value.as_bytes();
+    let well_formed = bytes.len() == REQUEST_ID_LEN
+        && bytes[0] != b'-'
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return None;
+    }
+    value.to_str().ok().map(str::to_owned)
 }
 
 /// The 401 answer: plain text, one short line.
@@ -473,7 +503,6 @@ mod tests {
             sid: Some("s1".to_owned()),
             act: None,
             imp: None,
-            rid: None,
         }
     }
 
@@ -544,6 +573,58 @@ mod tests {
         assert_eq!(
             verifier().check_claims(c, 1000).unwrap_err(),
             AssertionError::BadActor
+        );
+    }
+
+    fn with_request_ids(ids: &[&[u8]]) -> Request {
+        let mut builder = Request::builder();
+        for id in ids {
+            builder = builder.header(REQUEST_ID_HEADER, *id);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_request_id_is_taken_only_in_the_proxys_shape() {
+        let good = "Zm9vYmFyYmF6cXV4cXV1eA";
+        assert_eq!(
+            read_request_id(&with_request_ids(&[good.as_bytes()])).as_deref(),
+            Some(good)
+        );
+        assert_eq!(
+            read_request_id(&with_request_ids(&[b"a-b_c-d_e-f_g-h_i-j_kl"])).as_deref(),
+            Some("a-b_c-d_e-f_g-h_i-j_kl")
+        );
+        for bad in [
+            &b""[..],
+            b"request-1",
+            b"Zm9vYmFyYmF6cXV4cXV1eAA",
+            b"-m9vYmFyYmF6cXV4cXV1eA",
+            b"Zm9vYmFyYmF6cXV4cXV1e=",
+            b"Zm9vYmFyYmF6cXV4cX/1eA",
+            b"Zm9vYmFyYmF6cXV4cXV1e ",
+            b"Zm9vYmFyYmF6cXV4cXV1\xc3\xa9",
+        ] {
+            assert_eq!(read_request_id(&with_request_ids(&[bad])), None, "{bad:?}");
+        }
+        assert_eq!(read_request_id(&with_request_ids(&[])), None);
+        assert_eq!(
+            read_request_id(&with_request_ids(&[good.as_bytes(), good.as_bytes()])),
+            None,
+            "a repeated header is ambiguous"
+        );
+    }
+
+    #[test]
+    fn a_rid_claim_from_an_older_proxy_is_ignored_not_refused() {
+        let payload = URL_SAFE_NO_PAD.encode(
+            br#"{"iss":"actas","aud":"actas-panel","iat":1000,"exp":1030,"sub":"carl","role":"customer","sid":"s1","rid":"Zm9vYmFyYmF6cXV4cXV1eA"}"#,
+        );
+        let claims: Claims = decode_json(&payload).expect("claims with rid still decode");
+        let identity = verifier().check_claims(claims, 1000).unwrap();
+        assert_eq!(
+            identity.request_id, None,
+            "the request id is a header, not a claim"
         );
     }
 

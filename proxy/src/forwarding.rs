@@ -1,11 +1,11 @@
 //! Header hygiene for forwarded requests: what a client may not send the panel, what the
 //! proxy sets instead, and which client address is believed.
 //!
-//! A client's `X-Actas-*` and identity headers (in `-` and `_` spellings) are removed,
-//! `Connection` and the hop-by-hop headers it names are dropped before the proxy adds its
-//! own (so naming `X-Actas-Assertion` in `Connection:` cannot strip the assertion), the
-//! session cookie is cut out of `Cookie`, and `X-Forwarded-*` are set by the proxy, trusting
-//! a client's values only when the peer is a configured trusted proxy.
+//! A client's `X-Actas-*` and identity headers, and its method and URL overrides (in `-` and
+//! `_` spellings), are removed, `Connection` and the hop-by-hop headers it names are dropped
+//! before the proxy adds its own (so naming `X-Actas-Assertion` in `Connection:` cannot strip
+//! the assertion), the session cookie is cut out of `Cookie`, and `X-Forwarded-*` are set by
+//! the proxy, trusting a client's values only when the peer is a configured trusted proxy.
 
 use std::net::IpAddr;
 
@@ -46,6 +46,20 @@ const IDENTITY_PREFIXES: &[&str] = &[
     "x-ms-client-principal",
 ];
 
+/// Headers that make a panel or its web server treat a request as another method or path
+/// (Symfony, Laravel, Rails, ASP.NET, IIS URL Rewrite), normalized. The proxy judges a request
+/// by its request line: whether it is safe (no CSRF check, no write-ahead audit record), and
+/// which path policies apply. A `POST` that says `X-HTTP-Method-Override: DELETE`, or a
+/// `GET /` that says `X-Original-URL: /admin`, would act as something the proxy never checked
+/// or recorded as such.
+const OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that never travel past the proxy.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -68,6 +82,7 @@ pub fn is_forbidden(name: &str) -> bool {
         n = &lowered;
     }
     IDENTITY_HEADERS.contains(&n)
+        || OVERRIDE_HEADERS.contains(&n)
         || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
         || HOP_BY_HOP.contains(&n)
         || n.starts_with("x-forwarded-")
@@ -266,6 +281,26 @@ mod tests {
             ("x_auth_request_user", "ada"),
             ("X-Remote-User", "ada"),
             ("X-Forwarded-For", "1.2.3.4"),
+            ("Accept", "text/html"),
+        ]);
+        strip_inbound(&mut r);
+        let names: Vec<String> = r.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names, vec!["accept"]);
+    }
+
+    #[test]
+    fn method_and_url_overrides_are_removed_in_both_spellings() {
+        let mut r = req(&[
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x_http_method_override", "DELETE"),
+            ("X-HTTP-Method", "PUT"),
+            ("X_HTTP_Method", "PUT"),
+            ("X-Method-Override", "PATCH"),
+            ("x_method_override", "PATCH"),
+            ("X-Original-URL", "/admin"),
+            ("X_Original_URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("x_rewrite_url", "/admin"),
             ("Accept", "text/html"),
         ]);
         strip_inbound(&mut r);

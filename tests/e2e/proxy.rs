@@ -337,6 +337,14 @@ fn spoofed_identity_headers_are_removed_in_every_spelling() {
         ("X-Forwarded-Host", "evil.example"),
         ("Connection", "keep-alive, X-Actas-Assertion, X-Custom"),
         ("X-Custom", "nominated"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X_HTTP_Method_Override", "DELETE"),
+        ("X-HTTP-Method", "PUT"),
+        ("X-Method-Override", "PATCH"),
+        ("X-Original-URL", "/_actas/audit"),
+        ("X_Original_URL", "/_actas/audit"),
+        ("X-Rewrite-URL", "/_actas/audit"),
+        ("X-Request-Id", "AAAAAAAAAAAAAAAAAAAAAA"),
         ("Accept", "text/plain"),
     ];
     let r = b.send("GET", "/anything", &spoofed, None).unwrap();
@@ -358,6 +366,13 @@ fn spoofed_identity_headers_are_removed_in_every_spelling() {
         "x-auth-request-user",
         "x_auth_request_email",
         "connection",
+        "x-http-method-override",
+        "x_http_method_override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x_original_url",
+        "x-rewrite-url",
     ] {
         assert!(
             !names.contains(&bad.to_owned()),
@@ -368,6 +383,11 @@ fn spoofed_identity_headers_are_removed_in_every_spelling() {
     assert_eq!(assertions.len(), 1, "exactly one assertion, the proxy's");
     let claims = verify_assertion(&stack, &assertions[0]);
     assert_eq!(claims["sub"], "carl");
+    assert_eq!(
+        seen.all("x-request-id"),
+        vec![r.header("x-request-id").expect("the proxy's request id")],
+        "one request id, the proxy's, not the client's"
+    );
     assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1".to_owned()]);
     assert_eq!(seen.all("x-forwarded-proto"), vec!["https".to_owned()]);
     assert_eq!(
@@ -379,6 +399,58 @@ fn spoofed_identity_headers_are_removed_in_every_spelling() {
             .iter()
             .all(|c| !c.contains("__Host-actas_session")),
         "the session token never reaches the panel"
+    );
+}
+
+/// The `request_id` of the panel's activity rows whose summary is `summary`.
+fn panel_activity_request_ids(stack: &Stack, summary: &str) -> Vec<Option<String>> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", stack.path().join("panel/panel.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT request_id FROM activity WHERE summary = ?")
+            .bind(summary)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn the_panel_records_a_change_under_the_proxys_request_id() {
+    let stack = Stack::start();
+    let b = stack.signed_in("carl");
+    let base = b.base();
+    // A client's id, even in the proxy's own shape, is replaced by the proxy's.
+    let forged = "AAAAAAAAAAAAAAAAAAAAAA";
+    let r = b.post_with(
+        "/domains",
+        &[("name", "carl-traced.example")],
+        &[
+            ("origin", &base),
+            ("sec-fetch-site", "same-origin"),
+            ("x-request-id", forged),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let rid = r.header("x-request-id").expect("the proxy's request id");
+    assert_ne!(rid, forged);
+    assert_eq!(
+        panel_activity_request_ids(&stack, "Added domain carl-traced.example"),
+        vec![Some(rid.clone())],
+        "the panel's activity row carries the proxy's request id"
+    );
+    let rec = stack.wait_audit("the domain post", |r| {
+        r["kind"] == "request" && r["method"] == "POST" && r["path"] == "/domains"
+    });
+    assert_eq!(
+        rec["request_id"],
+        rid.as_str(),
+        "and so does the audit record"
     );
 }
 
