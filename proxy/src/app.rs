@@ -53,7 +53,17 @@ pub struct App {
 pub struct LoginLimits {
     by_ip: DefaultKeyedRateLimiter<String>,
     by_account: DefaultKeyedRateLimiter<String>,
+    /// Attempts taken, to prune the limiters' keys now and then.
+    attempts: std::sync::atomic::AtomicU64,
 }
+
+/// Every this many attempts the limiters forget the keys whose budgets are whole again, so
+/// that the addresses and names tried do not pile up in memory.
+const PRUNE_EVERY: u64 = 1024;
+
+/// The account key of every name that cannot be an account: guesses at names that do not
+/// exist share one budget, and a client cannot fill memory with names of its own.
+const NO_SUCH_ACCOUNT: &str = "";
 
 impl LoginLimits {
     /// Limits of `per_ip` and `per_account` attempts a minute.
@@ -62,19 +72,117 @@ impl LoginLimits {
         LoginLimits {
             by_ip: RateLimiter::keyed(quota(per_ip)),
             by_account: RateLimiter::keyed(quota(per_account)),
+            attempts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Takes one attempt from both budgets; `Err(seconds to wait)` when either is spent.
+    /// An IPv6 client is counted by its /64, the block one subscriber is given, so that
+    /// moving through its addresses does not buy more attempts.
     pub fn attempt(&self, ip: &str, username: &str) -> Result<(), u64> {
         use governor::clock::{Clock, DefaultClock};
+        use std::sync::atomic::Ordering;
+        if self.attempts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune();
+        }
         let clock = DefaultClock::default();
         let wait = |e: governor::NotUntil<_>| e.wait_time_from(clock.now()).as_secs().max(1);
-        self.by_ip.check_key(&ip.to_owned()).map_err(wait)?;
+        self.by_ip.check_key(&ip_key(ip)).map_err(wait)?;
+        let account = if crate::directory::valid_username(username) {
+            username
+        } else {
+            NO_SUCH_ACCOUNT
+        };
         self.by_account
-            .check_key(&username.to_owned())
+            .check_key(&account.to_owned())
             .map_err(wait)?;
         Ok(())
+    }
+
+    /// Forgets the keys whose budgets are whole again.
+    fn prune(&self) {
+        self.by_ip.retain_recent();
+        self.by_ip.shrink_to_fit();
+        self.by_account.retain_recent();
+        self.by_account.shrink_to_fit();
+    }
+
+    /// How many keys the limiters hold (IPs, accounts).
+    pub fn keys(&self) -> (usize, usize) {
+        (self.by_ip.len(), self.by_account.len())
+    }
+}
+
+/// The rate limit's key of a client address: an IPv4 address as it is, an IPv6 address by
+/// its /64.
+fn ip_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        _ => ip.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_the_budget_of_their_64_and_ipv4_ones_have_their_own() {
+        let limits = LoginLimits::new(2, 1000);
+        assert!(limits.attempt("2001:db8:1:2::1", "ada").is_ok());
+        assert!(limits.attempt("2001:db8:1:2:ffff::9", "ada").is_ok());
+        assert!(
+            limits.attempt("2001:db8:1:2:abcd::", "ada").is_err(),
+            "another address of the same /64 got more attempts"
+        );
+        assert!(
+            limits.attempt("2001:db8:1:3::1", "ada").is_ok(),
+            "the next /64 is another client"
+        );
+        assert!(limits.attempt("192.0.2.1", "ada").is_ok());
+        assert!(limits.attempt("192.0.2.1", "ada").is_ok());
+        assert!(limits.attempt("192.0.2.1", "ada").is_err());
+        assert!(
+            limits.attempt("::ffff:192.0.2.1", "ada").is_err(),
+            "an IPv4 client written as IPv6 is the same client"
+        );
+        assert!(limits.attempt("192.0.2.2", "ada").is_ok());
+    }
+
+    #[test]
+    fn names_that_cannot_be_accounts_share_one_budget_and_add_no_keys() {
+        let limits = LoginLimits::new(1000, 2);
+        for n in 0..500 {
+            let junk = format!("{}{n}", "x".repeat(5000));
+            let _ = limits.attempt("192.0.2.1", &junk);
+        }
+        assert_eq!(limits.keys().1, 1, "every invalid name is one key");
+        assert!(
+            limits.attempt("192.0.2.1", "ada").is_ok(),
+            "real accounts keep their own budget"
+        );
+    }
+
+    #[test]
+    fn keys_whose_budget_is_whole_again_are_forgotten() {
+        // So many attempts a minute that a key's budget is whole again some nanoseconds after
+        // its use: by the time of the pruning, all but the last few keys are.
+        let limits = LoginLimits::new(u32::MAX, u32::MAX);
+        for n in 0..PRUNE_EVERY - 1 {
+            let _ = limits.attempt(&format!("10.0.{}.{}", n / 256, n % 256), "ada");
+        }
+        assert_eq!(limits.keys().0, (PRUNE_EVERY - 1) as usize);
+        limits.prune();
+        assert!(
+            limits.keys().0 < (PRUNE_EVERY - 1) as usize,
+            "keys whose budgets are whole again were kept"
+        );
     }
 }
 
@@ -141,6 +249,17 @@ impl Origin {
     }
 }
 
+/// What [`App::resolve`] found behind a token.
+#[derive(Default)]
+pub struct Resolved {
+    /// The live session, if there is one.
+    pub session: Option<Arc<SessionRecord>>,
+    /// Set when this very request ended the session's impersonation (it expired or is no
+    /// longer allowed): why, as the notice shown to the staff member. The request was made
+    /// as the customer; the session now speaks for the staff member's own account.
+    pub impersonation_ended: Option<String>,
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -155,13 +274,13 @@ impl App {
     }
 
     /// The session behind `token`, after ending whatever has expired or been revoked.
-    /// `None` means "not signed in". `origin` is asked for only when something ends and is
-    /// recorded, which is rare: the common request does not build it.
+    /// No session means "not signed in". `origin` is asked for only when something ends and
+    /// is recorded, which is rare: the common request does not build it.
     pub async fn resolve(
         &self,
         token: &str,
         origin: impl Fn() -> Origin,
-    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+    ) -> Result<Resolved, StoreError> {
         let hash = token_hash(token);
         let session = match self.sessions.get(&hash) {
             Some((s, refresh)) => {
@@ -177,19 +296,19 @@ impl App {
             }
         };
         let Some(session) = session else {
-            return Ok(None);
+            return Ok(Resolved::default());
         };
         let now = now_ms();
         let idle = ms(self.config.session.idle_timeout);
         if now >= session.expires_at || now - session.last_seen_at > idle {
-            self.end_session(&session, &hash, "expired", &origin())
+            self.end_session(&session, Some(&hash), "expired", &origin())
                 .await?;
-            return Ok(None);
+            return Ok(Resolved::default());
         }
         if session.actor.status == Status::Disabled {
-            self.end_session(&session, &hash, "revoked", &origin())
+            self.end_session(&session, Some(&hash), "revoked", &origin())
                 .await?;
-            return Ok(None);
+            return Ok(Resolved::default());
         }
         if let Some(imp) = &session.impersonation {
             let imp_idle = ms(self.config.impersonation.idle_timeout);
@@ -221,7 +340,10 @@ impl App {
                 self.sessions.forget(&hash);
                 let fresh = self.store.session_by_token(&hash).await?.map(Arc::new);
                 self.sessions.put(&hash, fresh.clone());
-                return Ok(fresh);
+                return Ok(Resolved {
+                    session: fresh,
+                    impersonation_ended: Some(notice),
+                });
             }
         }
         // Written back often enough that a session in use never looks idle.
@@ -242,7 +364,10 @@ impl App {
                 }
             });
         }
-        Ok(Some(session))
+        Ok(Resolved {
+            session: Some(session),
+            impersonation_ended: None,
+        })
     }
 
     /// Reloads a cached session from the store off the request path, so that what other
@@ -265,7 +390,7 @@ impl App {
     async fn end_session(
         &self,
         session: &SessionRecord,
-        hash: &str,
+        hash: Option<&str>,
         why: &str,
         origin: &Origin,
     ) -> Result<(), StoreError> {
@@ -274,7 +399,9 @@ impl App {
                 .await?;
         }
         self.store.delete_session(&session.id).await?;
-        self.sessions.forget(hash);
+        if let Some(hash) = hash {
+            self.sessions.forget(hash);
+        }
         let mut e = origin.event(Kind::Logout);
         e.actor = Some(session.actor.username.clone());
         e.subject = Some(session.actor.username.clone());
@@ -371,7 +498,7 @@ impl App {
         if let Some(old) = previous_token {
             let old_hash = token_hash(old);
             if let Some(old_session) = self.store.session_by_token(&old_hash).await? {
-                self.end_session(&old_session, &old_hash, "logout", origin)
+                self.end_session(&old_session, Some(&old_hash), "logout", origin)
                     .await?;
             }
         }
@@ -385,7 +512,7 @@ impl App {
                 actor: &account.username,
                 csrf_token: &random_token(),
                 now,
-                expires_at: now + ms(self.config.session.absolute_timeout),
+                expires_at: now.saturating_add(ms(self.config.session.absolute_timeout)),
                 client_ip: &origin.client_ip,
                 user_agent: &origin.user_agent,
             })
@@ -402,6 +529,24 @@ impl App {
         Ok(LoginOutcome::Success { token })
     }
 
+    /// Ends every session of `session`'s actor but `session` itself (why = revoked): after a
+    /// password change, whoever signed in with the old one is signed out. Each is on record;
+    /// their cached copies are dropped within the cache's lifetime (`session.cache_ttl`).
+    pub async fn end_other_sessions(
+        &self,
+        session: &SessionRecord,
+        origin: &Origin,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for other in self.store.sessions_of(&session.actor.username).await? {
+            if other.id != session.id {
+                self.end_session(&other, None, "revoked", origin).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Signs out: ends the impersonation (why = logout) and the session.
     pub async fn logout(
         &self,
@@ -409,7 +554,7 @@ impl App {
         token: &str,
         origin: &Origin,
     ) -> Result<(), StoreError> {
-        self.end_session(session, &token_hash(token), "logout", origin)
+        self.end_session(session, Some(&token_hash(token)), "logout", origin)
             .await
     }
 
@@ -501,16 +646,29 @@ impl App {
                     id: &imp_id,
                     subject: &target_account.username,
                     started_at: now,
-                    expires_at: now + ms(self.config.impersonation.max_duration),
+                    expires_at: now.saturating_add(ms(self.config.impersonation.max_duration)),
                     reason: &reason,
                     mail_consent,
                     return_to,
                 },
             )
-            .await?;
+            .await;
         self.sessions.forget(&token_hash(token));
-        if !started {
-            // Raced with another start or a token change: nothing took effect.
+        if !matches!(started, Ok(true)) {
+            // The start is on record, so is that it did not take effect: raced with another
+            // start or a token change, or the store failed.
+            let mut e = origin.event(Kind::ImpersonationDenied);
+            e.actor = Some(session.actor.username.clone());
+            e.subject = Some(target_account.username.clone());
+            e.session_id = Some(session.id.clone());
+            e.impersonation_id = Some(imp_id.clone());
+            e.decision = Some("deny".into());
+            e.reason = Some(match &started {
+                Ok(_) => "did not take effect: the session changed meanwhile (another start, a stop or a sign-out)".into(),
+                Err(err) => format!("did not take effect: {err}"),
+            });
+            self.audit.record(e).await;
+            started?;
             return Ok(StartOutcome::Denied);
         }
         METRICS

@@ -579,15 +579,28 @@ impl Config {
                     sec: Option<u64>,
                     default_min: u64|
          -> Result<Duration, ConfigError> {
-            match (min, sec) {
-                (Some(_), Some(_)) => Err(invalid(
-                    key_sec,
-                    format!("set either `{key_min}` or `{key_sec}`, not both"),
-                )),
-                (Some(m), None) => Ok(minutes(positive(key_min, m)?)),
-                (None, Some(s)) => Ok(Duration::from_secs(positive(key_sec, s)?)),
-                (None, None) => Ok(minutes(default_min)),
+            let (key, d) = match (min, sec) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        key_sec,
+                        format!("set either `{key_min}` or `{key_sec}`, not both"),
+                    ))
+                }
+                (Some(m), None) => (key_min, minutes(positive(key_min, m)?)),
+                (None, Some(s)) => (key_sec, Duration::from_secs(positive(key_sec, s)?)),
+                (None, None) => (key_min, minutes(default_min)),
+            };
+            if d > LONGEST_TIMEOUT {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "at most {} days ({} minutes)",
+                        LONGEST_TIMEOUT.as_secs() / 86_400,
+                        LONGEST_TIMEOUT.as_secs() / 60
+                    ),
+                ));
             }
+            Ok(d)
         };
         let session = SessionSettings {
             idle_timeout: pick(
@@ -720,6 +733,10 @@ impl Config {
     }
 }
 
+/// The longest a session or an impersonation may be set to last: a year. Longer ones make
+/// no sense, and times far enough out would not fit the stored milliseconds.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(366 * 86_400);
+
 fn minutes(m: u64) -> Duration {
     Duration::from_secs(m.saturating_mul(60))
 }
@@ -807,6 +824,35 @@ signing_key = "certs/signing.key"
         let c = Config::parse(Path::new("a.toml"), &text).unwrap();
         assert_eq!(c.login.attempts_per_ip_per_minute, 5);
         assert_eq!(c.login.attempts_per_account_per_minute, 3);
+    }
+
+    #[test]
+    fn session_and_impersonation_limits_longer_than_a_year_are_refused() {
+        for (section, key, value) in [
+            ("session", "absolute_timeout_minutes", "9223372036854775807"),
+            ("session", "idle_timeout_seconds", "31708800"),
+            ("impersonation", "max_duration_minutes", "527041"),
+            (
+                "impersonation",
+                "idle_timeout_seconds",
+                "9223372036854775807",
+            ),
+        ] {
+            let text = format!("{MINIMAL}\n[{section}]\n{key} = {value}\n");
+            let err = Config::parse(Path::new("a.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("{section}.{key}")) && err.contains("at most 366 days"),
+                "{err}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[session]\nabsolute_timeout_minutes = 527040\n");
+        let c = Config::parse(Path::new("a.toml"), &text).unwrap();
+        assert_eq!(
+            c.session.absolute_timeout,
+            Duration::from_secs(366 * 86_400)
+        );
     }
 
     #[test]

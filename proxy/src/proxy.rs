@@ -81,6 +81,11 @@ fn host_of(req: &RequestHeader) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `path` is the proxy's own console rather than the panel's.
+fn is_console(path: &str) -> bool {
+    path.starts_with(console::PREFIX) || path == "/_actas"
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -201,7 +206,21 @@ impl ProxyHttp for Actas {
             let req = session.req_header();
             let resolved = app.resolve(t, || self.origin(ctx, req)).await;
             match resolved {
-                Ok(s) => ctx.session = s,
+                Ok(r) => {
+                    ctx.session = r.session;
+                    if let (Some(notice), Some(s)) = (r.impersonation_ended, &ctx.session) {
+                        if !is_safe(&req.method) && !is_console(req.uri.path()) {
+                            // Meant for the customer, whose account this session no longer
+                            // speaks for: forwarded now it would act on the staff member's own
+                            // account (delete *her* file of that name).
+                            ctx.decision = "deny";
+                            ctx.reason = Some("impersonation ended before this request".into());
+                            app.notice_shown(s, t).await;
+                            let r = self.page(ctx, 409, "Request not sent", &format!("{notice} This request was meant for that account, so it was not sent to the panel: nothing was changed."));
+                            return self.respond(session, ctx, r).await;
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "session lookup failed");
                     ctx.decision = "error";
@@ -219,7 +238,7 @@ impl ProxyHttp for Actas {
         let req = session.req_header();
         let method = req.method.clone();
         let path = req.uri.path().to_owned();
-        if path.starts_with(console::PREFIX) || path == "/_actas" {
+        if is_console(&path) {
             let body = if method == Method::POST {
                 match self.read_form(session).await? {
                     Some(b) => b,
@@ -249,7 +268,14 @@ impl ProxyHttp for Actas {
                 origin,
                 token,
                 session: ctx.session.clone(),
-                peer_is_local: peer.is_some_and(|p| p.is_loopback()),
+                // Behind a load balancer on this machine every peer is local: the client it
+                // passed on (believed from a trusted peer only) must be local too.
+                peer_is_local: peer.is_some_and(|p| p.is_loopback())
+                    && ctx
+                        .client
+                        .ip
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()),
             };
             let response = console::handle(app, request).await;
             return self.respond(session, ctx, response).await;
@@ -413,7 +439,7 @@ impl ProxyHttp for Actas {
                 headers.append(name.clone(), v.clone());
             }
         }
-        // Written out only if the page has a Content-Security-Policy to admit the Stop form in.
+        // Where the banner's Stop form posts, and what a Content-Security-Policy admits it to.
         let origin = format_args!("{}://{}", ctx.client.proto, ctx.host);
         match crate::banner::prepare(&console::banner_info(s, imp), &mut headers, origin) {
             Ok(injector) => {

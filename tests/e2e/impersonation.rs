@@ -243,6 +243,96 @@ fn the_impersonator_cannot_change_the_customers_password() {
 }
 
 #[test]
+fn changing_ones_password_signs_out_every_other_session_of_the_account() {
+    let stack = Stack::start();
+    let here = stack.signed_in("carl");
+    let elsewhere = stack.signed_in("carl");
+    let csrf = here.csrf();
+    let r = here.post(
+        "/_actas/account/password",
+        &[
+            ("csrf_token", &csrf),
+            ("current", PASSWORD),
+            ("new", "a-new-password-1"),
+            ("confirm", "a-new-password-1"),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Within the session cache's lifetime (at most a second), the other session is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = elsewhere.get("/").unwrap();
+        if r.status == StatusCode::SEE_OTHER {
+            assert!(
+                r.location().starts_with("/_actas/login"),
+                "{}",
+                r.location()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other session still works: {}",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        here.get("/").unwrap().status,
+        StatusCode::OK,
+        "the changer stays signed in"
+    );
+    let ended = stack.wait_audit("the other session's end", |r| {
+        r["kind"] == "logout" && r["actor"] == "carl" && r["reason"] == "revoked"
+    });
+    assert_ne!(ended["session_id"], serde_json::Value::Null);
+    assert_eq!(
+        stack.browser().login("carl", "a-new-password-1").status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[test]
+fn guessing_the_current_password_is_rate_limited_as_sign_ins_are() {
+    let stack = Stack::start();
+    let carl = stack.signed_in("carl");
+    let csrf = carl.csrf();
+    let guess = |current: &str| {
+        carl.post(
+            "/_actas/account/password",
+            &[
+                ("csrf_token", &csrf),
+                ("current", current),
+                ("new", "a-new-password-1"),
+                ("confirm", "a-new-password-1"),
+            ],
+        )
+    };
+    assert_eq!(guess("wrong-0").status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The account's budget is 10 attempts a minute, its sign-in included.
+    let throttled = (1..=10)
+        .map(|n| guess(&format!("wrong-{n}")))
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("unlimited guesses at the current password");
+    assert!(throttled.header("retry-after").is_some());
+    assert!(
+        throttled.body.contains("Too many attempts"),
+        "{}",
+        throttled.body
+    );
+    assert_eq!(
+        guess(PASSWORD).status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "not even the right password is checked until the budget refills"
+    );
+    assert_eq!(
+        stack.browser().login("carl", PASSWORD).status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the password is unchanged and the budget is the sign-in's"
+    );
+}
+
+#[test]
 fn stop_returns_to_where_it_started_with_a_new_token() {
     let stack = Stack::start();
     let ada = stack.signed_in("ada");
@@ -285,6 +375,57 @@ fn an_impersonation_expires_at_its_time_limit() {
     assert!(!is_impersonating(&ada));
     let stop = stack.wait_audit("expired", |r| r["kind"] == "impersonation.stop");
     assert_eq!(stop["reason"], "expired");
+}
+
+#[test]
+fn a_change_sent_after_the_impersonation_expired_is_not_made_on_the_staff_members_account() {
+    // Ada leaves carl's page open past the time limit, then submits its form: the request
+    // was meant for carl, and her session now speaks for her own account.
+    let echo = Echo::start("text/plain", b"ok".to_vec());
+    let stack = Stack::with_echo(&echo, "[impersonation]\nmax_duration_seconds = 2\n");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    std::thread::sleep(Duration::from_millis(2300));
+    let before = echo.seen.lock().unwrap().len();
+    let r = ada.post("/files/delete", &[("path", "public_html/index.html")]);
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body.contains("ended: its time limit was reached") && r.body.contains("not sent"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        echo.seen.lock().unwrap().len(),
+        before,
+        "the request reached the panel as ada"
+    );
+    let refused = stack.wait_audit("the refused request", |r| {
+        r["kind"] == "request" && r["path"] == "/files/delete"
+    });
+    assert_eq!(refused["actor"], "ada");
+    assert_eq!(refused["decision"], "deny");
+    assert_eq!(refused["status"], 409);
+    // What she sends next is hers, and goes through as hers.
+    let r = ada.post("/files/delete", &[("path", "public_html/index.html")]);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let seen = echo.last();
+    assert!(
+        seen.request_line.starts_with("POST /files/delete"),
+        "{}",
+        seen.request_line
+    );
+    let assertion = seen
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-actas-assertion"))
+        .map(|(_, v)| v.clone())
+        .expect("an assertion");
+    let claims = claims(&assertion);
+    assert_eq!(claims["sub"], "ada");
+    assert!(
+        claims.get("act").is_none_or(serde_json::Value::is_null),
+        "{claims}"
+    );
 }
 
 #[test]

@@ -50,7 +50,8 @@ pub struct Request {
     pub token: Option<String>,
     /// The resolved session.
     pub session: Option<Arc<SessionRecord>>,
-    /// The TCP peer is on this machine (metrics are open to it).
+    /// The client is on this machine (metrics are open to it): the TCP peer is, and it is
+    /// not a load balancer on this machine passing on someone else's request.
     pub peer_is_local: bool,
 }
 
@@ -658,6 +659,25 @@ async fn change_password(app: &App, req: &Request, session: &SessionRecord) -> R
             pages::password(&v, Some("The two new passwords differ."), false),
         );
     }
+    // Checking the current password costs an argon2 verification, as a sign-in does, and
+    // guessing it from a stolen session must be as slow: the same budgets apply.
+    if let Err(wait) = app
+        .limits
+        .attempt(&req.origin.client_ip, &session.actor.username)
+    {
+        let mut r = Response::html(
+            429,
+            pages::password(
+                &v,
+                Some(&format!(
+                    "Too many attempts for this account or from here. Wait {wait} seconds and try again."
+                )),
+                false,
+            ),
+        );
+        r.headers.push(("retry-after", wait.to_string()));
+        return r;
+    }
     let stored = match app.store.account_with_hash(&session.actor.username).await {
         Ok(found) => found.map(|(_, h)| h),
         Err(e) => return store_failure(Some(session), &e),
@@ -686,7 +706,14 @@ async fn change_password(app: &App, req: &Request, session: &SessionRecord) -> R
         .set_password_hash(&session.actor.username, &hash)
         .await
     {
-        Ok(_) => Response::html(200, pages::password(&v, None, true)),
+        Ok(_) => {
+            // Whoever signed in with the old password is signed out.
+            if let Err(e) = app.end_other_sessions(session, &req.origin).await {
+                tracing::error!(error = %e, "password changed, but other sessions could not be ended");
+                return store_failure(Some(session), &e);
+            }
+            Response::html(200, pages::password(&v, None, true))
+        }
         Err(e) => store_failure(Some(session), &e),
     }
 }

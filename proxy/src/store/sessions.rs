@@ -264,6 +264,15 @@ impl Store {
         row.as_ref().map(session).transpose()
     }
 
+    /// Every session `actor` has signed in to.
+    pub async fn sessions_of(&self, actor: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{} WHERE s.actor = $1", select_sql()))
+            .bind(actor)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(session).collect()
+    }
+
     /// Removes a session.
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
