@@ -135,7 +135,17 @@ pub enum AuditCommand {
     /// Print records as JSON lines, oldest first.
     Export(ExportArgs),
     /// Check every instance's hash chain; report the first broken link.
-    Verify,
+    ///
+    /// A chain proves that nothing before its newest record was changed, removed or
+    /// reordered; that its newest records were not deleted, only a head kept elsewhere can
+    /// prove. Every run prints each chain's head: keep those lines off this machine, and
+    /// pass them back with --expect-head next time.
+    Verify {
+        /// A head printed by an earlier run, `INSTANCE:SEQ:HASH`: that chain must still
+        /// hold this record (it may have grown since). May be given once per chain.
+        #[arg(long = "expect-head", value_name = "INSTANCE:SEQ:HASH")]
+        expect_head: Vec<String>,
+    },
     /// Print the newest records, and with --follow keep printing new ones.
     Tail {
         /// How many records to print first.
@@ -395,6 +405,30 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `INSTANCE:SEQ:HASH`, as `audit verify` prints a chain's head.
+fn parse_head(text: &str) -> anyhow::Result<(String, i64, String)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--expect-head {text}: expected INSTANCE:SEQ:HASH, as `actas audit verify` prints a chain's head"
+        )
+    };
+    let mut parts = text.rsplitn(3, ':');
+    let hash = parts.next().ok_or_else(bad)?;
+    let seq = parts.next().ok_or_else(bad)?;
+    let instance = parts.next().ok_or_else(bad)?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    if instance.is_empty()
+        || seq < 1
+        || hash.len() != 64
+        || !hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(bad());
+    }
+    Ok((instance.to_owned(), seq, hash.to_owned()))
+}
+
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -461,18 +495,39 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                 offset += 5_000;
             }
         }
-        AuditCommand::Verify => {
-            let instances = store.audit_instances().await?;
+        AuditCommand::Verify { expect_head } => {
+            let mut expected = std::collections::BTreeMap::new();
+            for text in &expect_head {
+                let (instance, seq, hash) = parse_head(text)?;
+                if expected.insert(instance.clone(), (seq, hash)).is_some() {
+                    bail!("--expect-head {text}: chain {instance} is given twice");
+                }
+            }
+            let mut instances = store.audit_instances().await?;
+            for instance in expected.keys() {
+                if !instances.contains(instance) {
+                    instances.push(instance.clone());
+                }
+            }
             let mut total = 0;
             let mut broken = false;
             for instance in &instances {
                 let mut v = Verifier::new(instance);
+                let anchor = expected.get(instance);
                 let mut after = 0;
                 let result = 'chain: loop {
                     let page = store.audit_chain(instance, after, 5_000).await?;
                     for r in &page {
                         if let Err(b) = v.check(r) {
-                            break 'chain Err(b);
+                            break 'chain Err(b.to_string());
+                        }
+                        if let Some((seq, hash)) = anchor {
+                            if r.seq == *seq && r.hash != *hash {
+                                break 'chain Err(format!(
+                                    "chain {instance} broken at seq {seq} (record {}): its hash is not the one the head kept says ({hash}): the chain was rewritten from there on",
+                                    r.id
+                                ));
+                            }
                         }
                         after = r.seq;
                     }
@@ -480,11 +535,25 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                         break Ok(());
                     }
                 };
+                let result = result.and_then(|()| match anchor {
+                    Some((seq, hash)) if v.head().0 < *seq => Err(format!(
+                        "chain {instance} ends at seq {}, but seq {seq} was recorded (hash {hash}): the newest records were deleted",
+                        v.head().0
+                    )),
+                    _ => Ok(()),
+                });
                 match result {
-                    Ok(()) => writeln!(out, "chain {instance}: {} records, intact", v.checked())?,
-                    Err(b) => {
+                    Ok(()) => {
+                        let (seq, hash) = v.head();
+                        writeln!(
+                            out,
+                            "chain {instance}: {} records, intact; head {instance}:{seq}:{hash}",
+                            v.checked()
+                        )?;
+                    }
+                    Err(problem) => {
                         broken = true;
-                        writeln!(out, "{b}")?;
+                        writeln!(out, "{problem}")?;
                     }
                 }
                 total += v.checked();
@@ -499,28 +568,44 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
             )?;
         }
         AuditCommand::Tail { lines, follow } => {
+            // Where each chain ends before the newest are read: with --follow, whatever is
+            // written after this is printed.
+            let mut heads = std::collections::HashMap::new();
+            if follow {
+                for instance in store.audit_instances().await? {
+                    let head = store.audit_chain_head(&instance).await?.map_or(0, |h| h.0);
+                    heads.insert(instance, head);
+                }
+            }
             let filter = AuditFilter::default();
             let mut newest = store.audit_records(&filter, true, 0, lines.max(1)).await?;
             newest.reverse();
-            let mut seen: std::collections::HashSet<String> =
+            let printed: std::collections::HashSet<String> =
                 newest.iter().map(|r| r.id.clone()).collect();
-            let mut last_ts = newest.last().map_or(0, |r| r.ts);
             for r in &newest {
                 writeln!(out, "{}", record_json(r))?;
             }
             out.flush()?;
-            // With --follow, runs until interrupted (Ctrl-C), like `tail -f`.
+            // With --follow, runs until interrupted (Ctrl-C), like `tail -f`. New records are
+            // found by their place in their chain, not by time: a request's record is dated
+            // when the request arrived and written when it ended, so a long upload's record
+            // can be older than records printed already.
             if follow {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    let f = AuditFilter {
-                        since: Some(last_ts),
-                        ..AuditFilter::default()
-                    };
-                    for r in store.audit_records(&f, false, 0, 10_000).await? {
-                        if seen.insert(r.id.clone()) {
-                            writeln!(out, "{}", record_json(&r))?;
-                            last_ts = last_ts.max(r.ts);
+                    for instance in store.audit_instances().await? {
+                        let after = heads.entry(instance.clone()).or_insert(0);
+                        loop {
+                            let page = store.audit_chain(&instance, *after, 5_000).await?;
+                            for r in &page {
+                                *after = r.seq;
+                                if !printed.contains(&r.id) {
+                                    writeln!(out, "{}", record_json(r))?;
+                                }
+                            }
+                            if page.len() < 5_000 {
+                                break;
+                            }
                         }
                     }
                     out.flush()?;

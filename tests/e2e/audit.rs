@@ -426,3 +426,163 @@ fn metrics_show_the_audit_queue() {
     assert!(m.body.contains("actas_audit_queue_depth "), "{}", m.body);
     assert!(m.body.contains("actas_audit_write_seconds_total "));
 }
+
+#[test]
+fn metrics_are_not_open_to_clients_a_local_load_balancer_passes_on() {
+    let http_port = free_port();
+    let stack = Stack::with(Options {
+        extra_config: format!(
+            "[http]\nlisten = \"127.0.0.1:{http_port}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
+        ),
+        ..Options::default()
+    });
+    // The balancer runs on this machine, so every request reaches actas from 127.0.0.1.
+    let lb = Browser::new(
+        &format!("http://127.0.0.1:{http_port}"),
+        &stack.path().join("certs/ca.pem"),
+    );
+    let passed_on = lb
+        .send(
+            "GET",
+            "/_actas/metrics",
+            &[("x-forwarded-for", "198.51.100.7")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        passed_on.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        passed_on.body
+    );
+    assert!(!passed_on.body.contains("actas_requests_total"));
+    // A scraper on this machine talking to actas directly still reads them.
+    let local = lb.send("GET", "/_actas/metrics", &[], None).unwrap();
+    assert_eq!(local.status, StatusCode::OK);
+    assert!(
+        local.body.contains("actas_requests_total"),
+        "{}",
+        local.body
+    );
+}
+
+#[test]
+fn a_start_that_does_not_take_effect_is_on_record_as_not_taking_effect() {
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    // The start is recorded first, then the store fails to make it.
+    sql(
+        &stack,
+        &["CREATE TRIGGER no_start BEFORE INSERT ON impersonations BEGIN SELECT RAISE(ABORT, 'sessions store down'); END"],
+    );
+    let r = ada.impersonate("carl", "", false);
+    assert!(r.status.is_server_error(), "{}: {}", r.status, r.body);
+    assert!(!ada
+        .get("/_actas/access-history")
+        .unwrap()
+        .body
+        .contains("Stop impersonating"));
+    let start = stack.wait_audit("the start", |r| r["kind"] == "impersonation.start");
+    let not_made = stack.wait_audit("that it did not take effect", |r| {
+        r["kind"] == "impersonation.denied" && r["impersonation_id"] == start["impersonation_id"]
+    });
+    assert_eq!(not_made["actor"], "ada");
+    assert_eq!(not_made["subject"], "carl");
+    assert!(
+        not_made["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("did not take effect") && r.contains("sessions store down")),
+        "{not_made}"
+    );
+}
+
+#[test]
+fn verify_with_a_kept_head_catches_deleted_newest_records() {
+    let stack = tampered_stack();
+    let (_, out) = verify(&stack);
+    let head = out
+        .lines()
+        .find_map(|l| l.split_once("; head ").map(|(_, h)| h.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no head printed: {out}"));
+    let (ok, out, err) = stack.actas(&["audit", "verify", "--expect-head", &head]);
+    assert!(ok, "the head just printed is there: {out}{err}");
+    sql(
+        &stack,
+        &["DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)"],
+    );
+    // A chain cut short is still a valid chain: only a head kept elsewhere shows the cut.
+    let (ok, out) = verify(&stack);
+    assert!(ok, "{out}");
+    let (ok, out, err) = stack.actas(&["audit", "verify", "--expect-head", &head]);
+    assert!(!ok);
+    assert!(
+        out.contains("the newest records were deleted"),
+        "{out}{err}"
+    );
+    for bad in ["nonsense", "x:0:abc", &format!("{head}x")] {
+        let (ok, _, err) = stack.actas(&["audit", "verify", "--expect-head", bad]);
+        assert!(!ok && err.contains("INSTANCE:SEQ:HASH"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn tail_follow_prints_a_slow_requests_record_written_after_newer_ones() {
+    use std::io::BufRead;
+    let echo = Echo::start("text/plain", b"ok".to_vec());
+    *echo.hook.lock().unwrap() = Some(Box::new(|seen: &Seen| {
+        if seen.request_line.contains("/slow") {
+            std::thread::sleep(Duration::from_millis(2500));
+        }
+    }));
+    let stack = Stack::with_echo(&echo, "");
+    let carl = stack.signed_in("carl");
+    carl.get("/first").unwrap();
+    stack.wait_audit("a first request", |r| r["path"] == "/first");
+    let mut tail = std::process::Command::new(bin("actas"))
+        .arg("--config")
+        .arg(&stack.config)
+        .args(["audit", "tail", "-n", "1", "--follow"])
+        .env("ACTAS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start actas audit tail");
+    let lines: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let collected = lines.clone();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    // The slow request arrives first and is recorded last, dated when it arrived.
+    let slow = {
+        let carl = carl.clone();
+        std::thread::spawn(move || carl.get("/slow").unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    carl.get("/fast").unwrap();
+    assert_eq!(slow.join().unwrap().status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let printed = |path: &str| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&format!("\"path\":\"{path}\"")))
+    };
+    while !(printed("/slow") && printed("/fast")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(printed("/fast"), "{:?}", lines.lock().unwrap());
+    assert!(
+        printed("/slow"),
+        "the slow request's record was never printed: {:?}",
+        lines.lock().unwrap()
+    );
+}

@@ -173,6 +173,11 @@ impl Verifier {
     pub fn checked(&self) -> u64 {
         self.checked
     }
+
+    /// The last record that passed, as `(seq, hash)`: `(0, GENESIS)` before the first.
+    pub fn head(&self) -> (i64, &str) {
+        (self.expected_seq - 1, &self.prev_hash)
+    }
 }
 
 #[cfg(test)]
