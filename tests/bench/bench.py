@@ -597,6 +597,10 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
     def sh(cmd):
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
     cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    family = sh("grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2").strip()
+    model = sh("grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2").strip()
+    if family and model:
+        cpu += f", family {family} model {model}"
     lines = [
         "# Benchmarks: the cost of identity",
         "",
@@ -949,14 +953,14 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "| The injector is boxed in the context (1,552 → 208 bytes; unit test `the_request_context_stays_small`), and the peer's IPv4 address is written without the formatting machinery (`IpAddr`'s `Display` took 1,300 instructions a request; property test `an_address_is_written_as_display_writes_it`) | proxy thread, instructions per request: scenario 4 185,448 (HTML) and 127,227 (JSON); scenario 5 222,486 and 128,669 (no-op 145,334 and 87,751). Side by side: scenario 4 0.71× (HTML) and 0.68× (JSON) of the no-op, scenario 5 0.59× and 0.66× | 180,110 and 121,445; 217,523 and 122,851: what actas adds to the proxy thread in scenario 4 fell from 39,476 to 33,694 instructions (JSON), by a seventh. Side by side: 0.75× and 0.68×, 0.55× and 0.70×, within the noise (single repetitions ranged from 0.42× to 0.86×) |",
               "| Tried, a setting of the machine rather than of actas: its kernel boots with `cpuidle_haltpoll.force=1 haltpoll.guest_halt_poll_ns=0`, so an idle virtual CPU halts at once and waking it costs the waker a trip through the hypervisor (the eighth round's finding). `/sys/module/haltpoll/parameters/guest_halt_poll_ns` = 200000 lets it poll for 200 µs first (two runs of 3 and 5 repetitions, alternating with the setting at 0) | scenario 4 0.67× and 0.65× of the no-op (HTML), 0.63× and 0.60× (JSON); scenario 5 0.45× and 0.54× (HTML) | 0.74× and 0.77×; 0.67× and 0.71×; 0.69× and 0.56×: polling moves actas towards the no-op, as a cheaper wake-up should, but nowhere near the targets, and it spends an otherwise idle core on polling. The harness measures the machine as it boots |",
               "",
-              "Found and left alone: of the 33,700 instructions actas still adds in scenario 4 (JSON), inserting",
+              "Found and left alone in that round: of the 33,700 instructions actas then added in scenario 4 (JSON), inserting",
               "headers through pingora-http takes 10,400 (the five forwarded upstream, 8,000, and `x-request-id` on",
               "the response, 2,400; each parses its name and updates the case-preserving name map, ninth round),",
               "hashing the session token to find its session 3,500, the audit event 3,000, and stripping the",
               "headers a client may not send 2,500; the rest are steps of a few hundred each.",
               "",
               "Left open: where scenario 5's extra time on the proxy thread goes at full load (18.4 µs a page",
-              "more than scenario 4 in the full run above; the banner's own code is 3.2 µs in process). What it",
+              "more than scenario 4 in the tenth round's full run; the banner's own code was 3.2 µs in process). What it",
               "is not, each measured side by side with the HTML page (4 s of wrk, medians of 3 or 4 alternating",
               "repetitions):",
               "- not a misreading of CPU time: the scheduler's exact count (`/proc/<pid>/task/<tid>/schedstat`)",
@@ -978,6 +982,24 @@ def report(scenarios, results, rss, big, big_noop, logins, a_sqlite, a_pg, a_slo
               "  counted in those runs, lol_html's functions the largest visible differences (0.1 to 0.3 µs each).",
               "What remains is time the guest's own tools do not attribute, and this virtual machine reports no",
               "steal time; the profile to take next is one on bare metal or with hardware counters.",
+              "",
+              "### Eleventh round: the review's fixes, on a slower machine",
+              "",
+              "The eleventh round fixed what a security review of the request path, the console and the audit",
+              "writer found (among them: the banner broke XHTML pages and its Stop form followed a page's",
+              "`<base>`; method and URL override headers reached the panel; a form sent after its impersonation",
+              "expired acted on the staff member's own account; one record the store never takes held back every",
+              "audit record behind it; two writers of one chain, as in a zero-downtime upgrade, wedged each other).",
+              "What they cost on the request path, counted with callgrind side by side on that round's machine",
+              "(2d41257 against the round's code, two runs of each, instructions per request on the proxy thread,",
+              "means): scenario 4 181,265 → 181,491 (HTML) and 122,699 → 122,923 (JSON); scenario 5 219,791 →",
+              "220,861 (HTML: the Stop form's absolute URL and the banner cache's check of the origin) and 124,402",
+              "→ 124,726 (JSON). Two runs of the same build differed by up to 1,300, so the fixes cost at most half",
+              "a per cent. The round's full run was on a slower machine than the tenth round's (AMD EPYC family 25",
+              "model 1 against model 17): the no-op Pingora served the page at 11,300 to 17,200 req/s in its",
+              "repetitions (tenth round: 21,000 to 27,000), and every proxy's time per request about doubled. The",
+              "ratios to the no-op went from 0.78× to 0.69× (scenario 4, HTML), 0.69× to 0.69× (JSON) and 0.57× to",
+              "0.54× (scenario 5), each within the range of its repetitions in both runs.",
               "",
               "**Still missed: the throughput ratios and the p99 bound.** " + still_missed(results, s3, calib),
               "",
