@@ -186,6 +186,7 @@ impl WriterHandle {
                         hash,
                         failures: 0,
                         probe: 0,
+                        refused_alone: false,
                     }
                     .run(rx)
                     .await;
@@ -265,6 +266,8 @@ struct Writer {
     /// batch holds (0: all of them). Halved at each refusal, down to a record the store
     /// refuses on its own; doubled at each write, back to whole batches.
     probe: usize,
+    /// The first pending record was refused on its own once already.
+    refused_alone: bool,
 }
 
 /// Refusals in a row after which the writer looks for a record the store will never take
@@ -499,6 +502,7 @@ impl Writer {
         self.seq = seq;
         self.hash = prev;
         self.failures = 0;
+        self.refused_alone = false;
         if self.probe > 0 {
             self.probe = self.probe.saturating_mul(2);
             if self.probe >= self.batch_max {
@@ -543,9 +547,13 @@ impl Writer {
             .fetch_add(1, Ordering::Relaxed);
         self.failures = self.failures.saturating_add(1);
         let message = without_nul(error.to_string());
-        if n == 1 && self.probe > 0 {
-            // Refused alone: if a stand-in for it can be written, the store can take records
-            // and will never take this one.
+        let alone = n == 1 && self.probe > 0;
+        if alone && !self.refused_alone {
+            // Once more before giving up on it: one refusal may have been the store's.
+            self.refused_alone = true;
+        } else if alone {
+            // Refused alone twice: if a stand-in for it can be written, the store can take
+            // records and will never take this one.
             let record = &pending.records[0];
             let mut stand_in = [stand_in(record, &message)];
             let mut seq = self.seq;
@@ -571,6 +579,10 @@ impl Writer {
             }
         }
         tracing::error!(error = %message, records = pending.len(), "audit batch not written; retrying");
+        if pending.acks.first().is_some_and(Option::is_some) {
+            // The record refused alone is told now and leaves the queue.
+            self.refused_alone = false;
+        }
         let mut kept = Pending::default();
         for (record, ack) in pending.records.drain(..).zip(pending.acks.drain(..)) {
             match ack {
