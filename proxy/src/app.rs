@@ -301,7 +301,12 @@ impl App {
         let now = now_ms();
         let idle = ms(self.config.session.idle_timeout);
         if now >= session.expires_at || now - session.last_seen_at > idle {
-            self.end_session(&session, Some(&hash), "expired", &origin())
+            let why = if session.expires_at == crate::store::sessions::REVOKED {
+                "revoked"
+            } else {
+                "expired"
+            };
+            self.end_session(&session, Some(&hash), why, &origin())
                 .await?;
             return Ok(Resolved::default());
         }

@@ -114,7 +114,7 @@ pub enum AccountsCommand {
         /// Username.
         username: String,
     },
-    /// Set an account's password, read from standard input.
+    /// Set an account's password, read from standard input; the account's sessions end.
     Passwd {
         /// Username.
         username: String,
@@ -389,7 +389,11 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
             let password = read_password("New password: ")?;
             let hash = hash_password(&password)?;
             store.set_password_hash(&username, &hash).await?;
-            println!("password of {username} changed");
+            // Whoever signed in with the old password is signed out, on the record.
+            let revoked = store.revoke_sessions(&username).await?;
+            println!(
+                "password of {username} changed; {revoked} session(s) signed in with the old one end at their next request"
+            );
         }
         AccountsCommand::Move { username, to } => {
             if store.account(&to).await?.is_none() {

@@ -57,6 +57,43 @@ fn accounts_are_added_listed_disabled_enabled_moved_and_given_new_passwords() {
 }
 
 #[test]
+fn a_new_password_set_from_the_command_line_signs_out_the_accounts_sessions() {
+    let stack = Stack::start();
+    let carl = stack.signed_in("carl");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let (ok, out, err) = actas(
+        &stack.config,
+        &["accounts", "passwd", "carl"],
+        Some("a brand new password\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("1 session(s)"), "{out}");
+    // Within the session cache's lifetime (at most a second), carl's session is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = carl.get("/").unwrap();
+        if r.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carl is still signed in: {}",
+            r.status
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = stack.wait_audit("carl's session ended", |r| {
+        r["kind"] == "logout" && r["actor"] == "carl"
+    });
+    assert_eq!(ended["reason"], "revoked");
+    // Sessions of other accounts are untouched, an impersonation of carl included.
+    let page = ada.get("/_actas/access-history").unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Stop impersonating"), "{}", page.body);
+}
+
+#[test]
 fn bad_account_commands_say_what_is_wrong() {
     let stack = no_server();
     let cases: [(&[&str], Option<&str>, &str); 8] = [

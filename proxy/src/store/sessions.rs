@@ -10,6 +10,10 @@ use sqlx::Row;
 use super::{flag, Store, StoreError};
 use crate::directory::{Account, Role, Status};
 
+/// The end (`expires_at`) of a session that was revoked rather than reached its time: it is
+/// past for every clock, and no session is ever given it otherwise.
+pub const REVOKED: i64 = 0;
+
 /// A session as stored, with the accounts it names.
 #[derive(Clone, Debug)]
 pub struct SessionRecord {
@@ -271,6 +275,19 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(session).collect()
+    }
+
+    /// Marks every session of `actor` revoked ([`REVOKED`] as its end): each one is ended
+    /// and recorded (why = revoked) by whichever instance sees it next, within its session
+    /// cache's lifetime. For tools without an audit writer of their own (the CLI). Returns
+    /// how many sessions it marked.
+    pub async fn revoke_sessions(&self, actor: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET expires_at = $1 WHERE actor = $2")
+            .bind(REVOKED)
+            .bind(actor)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Removes a session.
