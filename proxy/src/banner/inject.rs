@@ -159,10 +159,21 @@ struct Stage {
     slice: usize,
 }
 
+/// The most one upstream chunk may come out as. A compressed chunk that decodes to more is
+/// a decompression bomb (a page compresses a few times over, not thousands), and what it
+/// decodes to is held in memory until the chunk is sent on: it is refused instead.
+pub const MAX_OUT_PER_CHUNK: usize = 16 << 20;
+
 impl Stage {
     fn write_html(&mut self, buf: &[u8]) -> std::io::Result<()> {
         if buf.is_empty() {
             return Ok(());
+        }
+        if self.shared.out().len() > MAX_OUT_PER_CHUNK {
+            return Err(std::io::Error::other(format!(
+                "one chunk of the body decodes to more than {} MiB",
+                MAX_OUT_PER_CHUNK >> 20
+            )));
         }
         if !self.seen_any {
             self.seen_any = true;

@@ -161,6 +161,39 @@ fn compressed_documents_are_decoded_and_rewritten() {
 }
 
 #[test]
+fn a_compressed_chunk_that_decodes_past_the_limit_is_refused_not_held_in_memory() {
+    // 64 MiB of one byte, a few dozen KiB compressed, all in one upstream chunk.
+    let bomb = vec![b' '; 64 << 20];
+    for kind in [
+        ContentEncoding::Gzip,
+        ContentEncoding::Deflate,
+        ContentEncoding::Brotli,
+        ContentEncoding::Zstd,
+    ] {
+        let compressed = compress(kind, &bomb);
+        assert!(compressed.len() < 1 << 20, "{kind:?}: {}", compressed.len());
+        let mut inj = Injector::new(render(&info()), kind, None, false).unwrap();
+        match inj.write(&compressed) {
+            Err(BannerError::Decode(e)) => assert!(e.contains("MiB"), "{kind:?}: {e}"),
+            Err(e) => panic!("{kind:?}: {e}"),
+            Ok(out) => panic!("{kind:?}: {} bytes held and sent", out.len()),
+        }
+    }
+    // A page that is merely large (more than the limit in all, as text compresses) goes
+    // through: the limit is per chunk.
+    let text: Vec<String> = (0..2_500_000).map(|n: u32| n.to_string()).collect();
+    let page = format!("<html><body>{}</body></html>", text.join(" "));
+    assert!(page.len() > inject::MAX_OUT_PER_CHUNK);
+    let (out, injected) = run(
+        &compress(ContentEncoding::Gzip, page.as_bytes()),
+        ContentEncoding::Gzip,
+        64 << 10,
+    );
+    assert!(injected);
+    assert_eq!(out.len(), page.len() + banner().len());
+}
+
+#[test]
 fn unknown_or_stacked_encodings_are_refused_for_passthrough() {
     for ce in ["compress", "gzip, br", "exotic"] {
         let mut h = HeaderMap::new();
