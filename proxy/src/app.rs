@@ -108,7 +108,8 @@ impl LoginLimits {
     }
 
     /// How many keys the limiters hold (IPs, accounts).
-    pub fn keys(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn keys(&self) -> (usize, usize) {
         (self.by_ip.len(), self.by_account.len())
     }
 }
@@ -117,13 +118,13 @@ impl LoginLimits {
 /// its /64.
 fn ip_key(ip: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
         _ => ip.to_owned(),
     }
 }
@@ -254,10 +255,10 @@ impl Origin {
 pub struct Resolved {
     /// The live session, if there is one.
     pub session: Option<Arc<SessionRecord>>,
-    /// Set when this very request ended the session's impersonation (it expired or is no
-    /// longer allowed): why, as the notice shown to the staff member. The request was made
-    /// as the customer; the session now speaks for the staff member's own account.
-    pub impersonation_ended: Option<String>,
+    /// This very request ended the session's impersonation (it expired or is no longer
+    /// allowed; the session's notice says which). The request was made as the customer; the
+    /// session now speaks for the staff member's own account.
+    pub impersonation_ended: bool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -347,7 +348,7 @@ impl App {
                 self.sessions.put(&hash, fresh.clone());
                 return Ok(Resolved {
                     session: fresh,
-                    impersonation_ended: Some(notice),
+                    impersonation_ended: true,
                 });
             }
         }
@@ -371,7 +372,7 @@ impl App {
         }
         Ok(Resolved {
             session: Some(session),
-            impersonation_ended: None,
+            impersonation_ended: false,
         })
     }
 
@@ -614,12 +615,17 @@ impl App {
         };
         let imp_id = random_id();
         let reason = reason.trim().chars().take(500).collect::<String>();
-        let mut e = origin.event(Kind::ImpersonationStart);
-        e.actor = Some(session.actor.username.clone());
-        e.subject = Some(target_account.username.clone());
-        e.session_id = Some(session.id.clone());
-        e.impersonation_id = Some(imp_id.clone());
-        e.decision = Some("allow".into());
+        // The records of this impersonation's start: who, whom, which one, and the outcome.
+        let start_event = |kind: Kind, decision: &str| {
+            let mut e = origin.event(kind);
+            e.actor = Some(session.actor.username.clone());
+            e.subject = Some(target_account.username.clone());
+            e.session_id = Some(session.id.clone());
+            e.impersonation_id = Some(imp_id.clone());
+            e.decision = Some(decision.into());
+            e
+        };
+        let mut e = start_event(Kind::ImpersonationStart, "allow");
         e.reason = Some(format!(
             "{}{}mail consent: {}; decided by {}",
             reason,
@@ -640,11 +646,12 @@ impl App {
         }
         let new_token = random_token();
         let now = now_ms();
+        let old_hash = token_hash(token);
         let started = self
             .store
             .start_impersonation(
                 &session.id,
-                &token_hash(token),
+                &old_hash,
                 &token_hash(&new_token),
                 &session.actor,
                 NewImpersonation {
@@ -658,16 +665,11 @@ impl App {
                 },
             )
             .await;
-        self.sessions.forget(&token_hash(token));
+        self.sessions.forget(&old_hash);
         if !matches!(started, Ok(true)) {
             // The start is on record, so is that it did not take effect: raced with another
             // start or a token change, or the store failed.
-            let mut e = origin.event(Kind::ImpersonationDenied);
-            e.actor = Some(session.actor.username.clone());
-            e.subject = Some(target_account.username.clone());
-            e.session_id = Some(session.id.clone());
-            e.impersonation_id = Some(imp_id.clone());
-            e.decision = Some("deny".into());
+            let mut e = start_event(Kind::ImpersonationDenied, "deny");
             e.reason = Some(match &started {
                 Ok(_) => "did not take effect: the session changed meanwhile (another start, a stop or a sign-out)".into(),
                 Err(err) => format!("did not take effect: {err}"),

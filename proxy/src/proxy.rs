@@ -208,17 +208,18 @@ impl ProxyHttp for Actas {
             match resolved {
                 Ok(r) => {
                     ctx.session = r.session;
-                    if let (Some(notice), Some(s)) = (r.impersonation_ended, &ctx.session) {
-                        if !is_safe(&req.method) && !is_console(req.uri.path()) {
-                            // Meant for the customer, whose account this session no longer
-                            // speaks for: forwarded now it would act on the staff member's own
-                            // account (delete *her* file of that name).
-                            ctx.decision = "deny";
-                            ctx.reason = Some("impersonation ended before this request".into());
-                            app.notice_shown(s, t).await;
-                            let r = self.page(ctx, 409, "Request not sent", &format!("{notice} This request was meant for that account, so it was not sent to the panel: nothing was changed."));
-                            return self.respond(session, ctx, r).await;
-                        }
+                    let meant_for_the_customer = r.impersonation_ended
+                        && !is_safe(&req.method)
+                        && !is_console(req.uri.path());
+                    if let Some(s) = ctx.session.as_ref().filter(|_| meant_for_the_customer) {
+                        // Forwarded now, it would act on the staff member's own account
+                        // (delete *her* file of that name).
+                        let notice = s.notice.as_deref().unwrap_or("Your impersonation ended.");
+                        ctx.decision = "deny";
+                        ctx.reason = Some("impersonation ended before this request".into());
+                        app.notice_shown(s, t).await;
+                        let r = self.page(ctx, 409, "Request not sent", &format!("{notice} This request was meant for that account, so it was not sent to the panel: nothing was changed."));
+                        return self.respond(session, ctx, r).await;
                     }
                 }
                 Err(e) => {

@@ -7,20 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actas_e2e::*;
-use sqlx::Connection;
-
-fn sqlite(stack: &Stack) -> String {
-    format!("sqlite://{}", stack.path().join("actas.db").display())
-}
 
 fn sql(stack: &Stack, statements: &[&str]) {
-    let url = sqlite(stack);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    block_on(async {
+        let mut c = sqlite_at(&stack.path().join("actas.db")).await;
         for s in statements {
             sqlx::query(s).execute(&mut c).await.unwrap();
         }

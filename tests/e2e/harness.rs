@@ -869,6 +869,25 @@ pub fn verify_assertion(stack: &Stack, jws: &str) -> serde_json::Value {
     data.claims
 }
 
+/// Runs `f` to completion on a runtime of its own (the tests themselves are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// A connection to the SQLite database at `path` (one of a stack's, read or changed behind
+/// the processes' backs).
+pub async fn sqlite_at(path: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", path.display());
+    sqlx::SqliteConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// A fresh PostgreSQL schema on the test server (`ACTAS_TEST_POSTGRES`, default
 /// `postgres://postgres@127.0.0.1:5432/test`) and a URL whose connections use it.
 /// An unreachable server fails the test with a message; it is never skipped.
@@ -881,18 +900,17 @@ pub fn postgres_schema(tag: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let schema = format!("e2e_{tag}_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let mut c = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
             panic!("PostgreSQL is required for the scale-out tests and is not reachable at {base}: {e}")
         });
         // Schemas of earlier runs: these tests' own (ns stamps) and the store tests' (ms).
         sweep_old_schemas(&mut c, "e2e_", 1_000_000_000).await;
         sweep_old_schemas(&mut c, "t_", 1_000).await;
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await.expect("create schema");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .await
+            .expect("create schema");
     });
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")

@@ -404,14 +404,8 @@ fn spoofed_identity_headers_are_removed_in_every_spelling() {
 
 /// The `request_id` of the panel's activity rows whose summary is `summary`.
 fn panel_activity_request_ids(stack: &Stack, summary: &str) -> Vec<Option<String>> {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", stack.path().join("panel/panel.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    block_on(async {
+        let mut c = sqlite_at(&stack.path().join("panel/panel.db")).await;
         sqlx::query_scalar("SELECT request_id FROM activity WHERE summary = ?")
             .bind(summary)
             .fetch_all(&mut c)
