@@ -170,7 +170,9 @@ fn looks_like_drive(part: &str) -> bool {
 }
 
 /// Checks a new file or folder name: one component, no `/` or `\`, not `.` or `..`,
-/// no NUL or control characters, at most 255 bytes.
+/// no NUL or control characters, at most 255 bytes, and not starting like a drive
+/// letter (`c:`), which [`RelPath::parse`] refuses, so such a name could never be
+/// opened, renamed or deleted again.
 pub fn check_name(name: &str) -> Result<&str, FsError> {
     match name {
         "" => Err(FsError::BadName("the name is empty")),
@@ -185,6 +187,9 @@ pub fn check_name(name: &str) -> Result<&str, FsError> {
         _ if name.chars().any(char::is_control) => {
             Err(FsError::BadName("the name contains a control character"))
         }
+        _ if looks_like_drive(name) => Err(FsError::BadName(
+            "the name cannot start with a letter and a colon (like c:), which reads as a drive letter",
+        )),
         _ if name.starts_with(SCRATCH_PREFIX) => Err(FsError::BadName(
             "names starting with .actas-partial- are reserved",
         )),
@@ -558,12 +563,20 @@ impl Staged {
         }
     }
 
-    /// Flushes the scratch file and renames it over the destination.
-    pub async fn commit(mut self) -> Result<(), FsError> {
+    /// Flushes the bytes to disk and closes the scratch file, so that a request staging
+    /// many files holds one descriptor at a time. Nothing is visible until [`Staged::commit`].
+    pub async fn finish(&mut self) -> Result<(), FsError> {
         if let Some(mut file) = self.file.take() {
             file.flush().await?;
             file.sync_all().await?;
         }
+        Ok(())
+    }
+
+    /// Flushes the scratch file (unless [`Staged::finish`] did) and renames it over the
+    /// destination.
+    pub async fn commit(mut self) -> Result<(), FsError> {
+        self.finish().await?;
         let scratch = self.scratch.clone();
         let target = self.target.clone();
         let root = self.root.clone();
@@ -677,6 +690,8 @@ mod tests {
             "a\0",
             "\u{7}",
             ".actas-partial-x",
+            "c:stuff",
+            "C:",
             &"x".repeat(256),
         ] {
             assert!(

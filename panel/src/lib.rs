@@ -109,7 +109,12 @@ pub fn app(state: PanelState) -> Router {
         .route("/domains/{name}/delete", post(domains::remove))
         .route("/files", get(files::list))
         .route("/files/view", get(files::view))
-        .route("/files/edit", get(files::edit_form).post(files::save))
+        .route(
+            "/files/edit",
+            get(files::edit_form)
+                .post(files::save)
+                .layer(DefaultBodyLimit::max(files::EDIT_BODY_LIMIT_BYTES)),
+        )
         .route("/files/download", get(files::download))
         .route(
             "/files/upload",

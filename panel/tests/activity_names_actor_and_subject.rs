@@ -5,8 +5,15 @@
 
 mod common;
 
-use axum::http::StatusCode;
-use common::{Panel, Part, Who};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use common::{multipart, read, Panel, Part, Who, ASSERTION};
+
+/// carl's README.txt, as text.
+fn readme(panel: &Panel) -> Option<String> {
+    read(&panel.files_of("carl"), "README.txt")
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
 
 #[tokio::test]
 async fn a_change_made_while_impersonating_names_the_actor_on_behalf_of_the_subject() {
@@ -169,4 +176,121 @@ async fn refused_changes_are_not_recorded() {
             .len(),
         1
     );
+}
+
+/// The `file.uploaded` records of carl's feed, oldest first.
+async fn uploads_recorded(panel: &Panel) -> Vec<String> {
+    let store = &panel.state.store;
+    let account = store
+        .find_account("carl")
+        .await
+        .expect("store")
+        .expect("account");
+    let mut summaries: Vec<String> = store
+        .recent_activity(account.id, 100)
+        .await
+        .expect("activity")
+        .into_iter()
+        .filter(|record| record.kind == "file.uploaded")
+        .map(|record| record.summary)
+        .collect();
+    summaries.reverse();
+    summaries
+}
+
+/// Names in carl's top folder that are scratch files.
+fn scratch_files(panel: &Panel) -> Vec<String> {
+    std::fs::read_dir(panel.files_of("carl"))
+        .expect("dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with(".actas-partial-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_upload_refused_part_way_changes_no_file() {
+    let panel = Panel::start().await;
+    let ada_as_carl = Who::impersonated("carl", "ada", "admin");
+    panel.get(&ada_as_carl, "/").await;
+    let before = readme(&panel);
+    assert!(before.is_some());
+    for bad_name in ["", ".."] {
+        let reply = panel
+            .upload(
+                &ada_as_carl,
+                &[
+                    Part::Text("path", ""),
+                    Part::File("file", "README.txt", b"new"),
+                    Part::File("file", bad_name, b"x"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad_name:?}");
+        assert_eq!(
+            readme(&panel),
+            before,
+            "README.txt was replaced by a refused upload (second name {bad_name:?})"
+        );
+    }
+
+    // A stream that breaks off in the second file.
+    let (content_type, mut body) = multipart(&[
+        Part::Text("path", ""),
+        Part::File("file", "README.txt", b"new"),
+        Part::File("file", "other.txt", b"cut short here"),
+    ]);
+    let cut = body.len() - 60;
+    body.truncate(cut);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/files/upload")
+        .header(header::CONTENT_TYPE, content_type)
+        .header(ASSERTION, panel.token(&ada_as_carl))
+        .body(Body::from(body))
+        .expect("request");
+    let reply = panel.send(request).await;
+    assert!(reply.status.is_client_error(), "{}", reply.status);
+    assert_eq!(
+        readme(&panel),
+        before,
+        "README.txt was replaced by a broken upload"
+    );
+    assert!(!panel.files_of("carl").join("other.txt").exists());
+
+    assert_eq!(scratch_files(&panel), Vec::<String>::new());
+    assert_eq!(uploads_recorded(&panel).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn each_file_of_an_upload_is_recorded() {
+    let panel = Panel::start().await;
+    let ada_as_carl = Who::impersonated("carl", "ada", "admin");
+    panel
+        .upload(
+            &ada_as_carl,
+            &[
+                Part::Text("path", ""),
+                Part::File("file", "one.txt", b"1"),
+                Part::File("file", "two.txt", b"2"),
+            ],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        uploads_recorded(&panel).await,
+        vec!["Uploaded one.txt", "Uploaded two.txt"]
+    );
+    assert_eq!(
+        read(&panel.files_of("carl"), "two.txt").as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(scratch_files(&panel), Vec::<String>::new());
+    let text = panel.get(&ada_as_carl, "/activity").await.text();
+    assert!(text.contains("ada (admin) on behalf of carl"), "{text}");
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use actas_panel::pages::files::EDIT_BODY_LIMIT_BYTES;
 use axum::http::StatusCode;
 use common::{encode, read, Panel, Part, Who};
 
@@ -192,6 +193,127 @@ async fn a_text_file_is_viewed_escaped_and_edited() {
     );
 }
 
+/// What a browser submits for the editor's textarea, unchanged: its raw text with the
+/// one line feed right after the start tag dropped, as the HTML parser does.
+fn textarea_as_submitted(page: &str) -> String {
+    element_text_as_parsed(page, "textarea")
+}
+
+/// The raw text of the first `<tag>` (`textarea` or `pre`) as the HTML parser reads it:
+/// one line feed right after the start tag is dropped.
+fn element_text_as_parsed(page: &str, tag: &str) -> String {
+    let open = page.find(&format!("<{tag}")).expect("the element");
+    let start = open + page[open..].find('>').expect("end of the start tag") + 1;
+    let end = start + page[start..].find(&format!("</{tag}>")).expect("an end tag");
+    let raw = &page[start..end];
+    raw.strip_prefix('\n').unwrap_or(raw).to_owned()
+}
+
+#[tokio::test]
+async fn the_viewer_shows_a_leading_blank_line() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for text in ["\nfirst\n", "first\n"] {
+        std::fs::write(panel.files_of("carl").join("lines.txt"), text).expect("write");
+        let reply = panel.get(&carl, "/files/view?path=lines.txt").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(element_text_as_parsed(&reply.text(), "pre"), text);
+    }
+}
+
+#[tokio::test]
+async fn the_editor_keeps_a_leading_blank_line() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for text in ["\nfirst\n", "first\n"] {
+        std::fs::write(panel.files_of("carl").join("lines.txt"), text).expect("write");
+        let reply = panel.get(&carl, "/files/edit?path=lines.txt").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            textarea_as_submitted(&reply.text()),
+            text,
+            "the browser would save this text unchanged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_large_non_ascii_file_is_opened_and_saved() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    // 800 KiB of text, 2.4 MiB once percent-encoded: more than axum's default limit.
+    let text = "\u{e9}".repeat(400 * 1024);
+    std::fs::write(panel.files_of("carl").join("accents.txt"), &text).expect("write");
+    let reply = panel.get(&carl, "/files/edit?path=accents.txt").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "accents.txt"), ("content", &text)],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "accents.txt").as_deref(),
+        Some(text.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn a_save_beyond_the_editor_limit_is_refused_and_changes_nothing() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let before = read(&panel.files_of("carl"), "README.txt").expect("README.txt");
+    let text = "a".repeat(EDIT_BODY_LIMIT_BYTES);
+    let reply = panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "README.txt"), ("content", &text)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        reply.text().contains("Nothing was saved"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
+}
+
+#[tokio::test]
+async fn a_save_without_content_is_refused_and_an_empty_content_empties_the_file() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let before = read(&panel.files_of("carl"), "README.txt").expect("README.txt");
+    assert!(!before.is_empty());
+    let reply = panel
+        .post(&carl, "/files/edit", &[("path", "README.txt")])
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(reply.text().contains("<!doctype html>"), "{}", reply.text());
+    assert!(
+        reply.text().contains("Nothing was saved"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
+
+    panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "README.txt"), ("content", "")],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "README.txt").as_deref(),
+        Some(&b""[..])
+    );
+}
+
 #[tokio::test]
 async fn a_crlf_file_keeps_its_line_endings() {
     let panel = Panel::start().await;
@@ -329,6 +451,40 @@ async fn bad_names_are_refused_with_400() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn names_that_read_as_drive_letters_are_refused_with_400() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let reply = panel
+        .post(&carl, "/files/mkdir", &[("path", ""), ("name", "c:stuff")])
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "mkdir c:stuff");
+    assert!(reply.text().contains("drive letter"), "{}", reply.text());
+    let reply = panel
+        .upload(
+            &carl,
+            &[
+                Part::Text("path", ""),
+                Part::File("file", "C:report.txt", b"x"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "upload C:report.txt");
+    let reply = panel
+        .post(
+            &carl,
+            "/files/rename",
+            &[("path", "README.txt"), ("new_name", "d:x")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "rename to d:x");
+    let root = panel.files_of("carl");
+    assert!(root.join("README.txt").is_file());
+    for name in ["c:stuff", "C:report.txt", "d:x"] {
+        assert!(!root.join(name).exists(), "{name}");
+    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 
 use axum::body::Body;
 use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,13 +19,18 @@ use tokio_util::io::ReaderStream;
 
 use super::{query_value, see_other, PageError};
 use crate::assertion::Identity;
-use crate::fs::{check_name, EntryKind, FilesRoot, FsError, RelPath};
+use crate::fs::{check_name, EntryKind, FilesRoot, FsError, RelPath, Staged};
 use crate::layout::{format_size, format_time, page, Area, Flash};
 use crate::store::{Account, ActivityEntry, ActivityKind};
 use crate::{PanelState, UPLOAD_LIMIT_BYTES};
 
 /// Largest file the viewer and editor open (larger ones are downloaded instead).
 pub const TEXT_LIMIT_BYTES: u64 = 1024 * 1024;
+
+/// Largest body `POST /files/edit` reads: a [`TEXT_LIMIT_BYTES`] file with every byte
+/// percent-encoded (3 bytes each), doubled because a browser sends each line feed as
+/// CR LF (`%0D%0A`, 6 bytes), plus room for the path and some typing.
+pub const EDIT_BODY_LIMIT_BYTES: usize = 2 * 3 * TEXT_LIMIT_BYTES as usize + 64 * 1024;
 
 /// `?path=` plus the flash parameters.
 #[derive(Debug, Default, Deserialize)]
@@ -45,13 +51,13 @@ impl PathQuery {
     }
 }
 
-/// The editor's form.
+/// The editor's form. `content` is optional only so that a form without it is
+/// refused with a page instead of emptying the file; `content=` is an empty file.
 #[derive(Debug, Deserialize)]
 pub struct SaveFile {
     #[serde(default)]
     path: String,
-    #[serde(default)]
-    content: String,
+    content: Option<String>,
 }
 
 /// The new-folder form.
@@ -218,7 +224,8 @@ pub async fn view(
                 a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
             }
             @match &text {
-                Some(text) => pre.text { (text) },
+                // As after <textarea>, the parser drops one line feed right after <pre>.
+                Some(text) => pre.text { "\n" (text) },
                 None => div.card { p { "This file is not text, so it is not shown here. Download it to open it." } },
             }
         },
@@ -256,7 +263,9 @@ pub async fn edit_form(
             (breadcrumbs(&rel))
             form.editor method="post" action="/files/edit" {
                 input type="hidden" name="path" value=(rel.to_string());
-                textarea name="content" aria-label="File content" spellcheck="false" { (text) }
+                // The HTML parser drops one line feed right after <textarea>; give it
+                // one to drop, so that a file starting with a blank line keeps it.
+                textarea name="content" aria-label="File content" spellcheck="false" { "\n" (text) }
                 p.actions {
                     button type="submit" { "Save" }
                     a.button.secondary href=(file_href("view", &rel)) { "Cancel" }
@@ -271,12 +280,33 @@ pub async fn save(
     State(panel): State<PanelState>,
     identity: Identity,
     account: Account,
-    Form(form): Form<SaveFile>,
+    form: Result<Form<SaveFile>, FormRejection>,
 ) -> Result<Response, PageError> {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(PageError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Text too large",
+                format!(
+                    "Nothing was saved: the editor saves files of up to {}. Download the file, change it on your computer, then upload it.",
+                    format_size(TEXT_LIMIT_BYTES)
+                ),
+            )
+            .back_to("/files", "Back to your files"));
+        }
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let rel = RelPath::parse(&form.path)?;
     if rel.is_root() {
         return Err(FsError::NotAFile.into());
     }
+    let Some(content) = form.content else {
+        return Err(PageError::bad_request(
+            "Nothing was saved: the form did not carry the file's content. Open the file in the editor again.",
+        )
+        .back_to(file_href("edit", &rel), "Back to the editor"));
+    };
     let root = files_root(&panel, &account)?;
     // Browsers send textarea lines with CRLF; keep LF files LF.
     let keeps_crlf = match root.read(&rel, TEXT_LIMIT_BYTES).await {
@@ -285,9 +315,9 @@ pub async fn save(
         Err(error) => return Err(error.into()),
     };
     let content = if keeps_crlf {
-        form.content
+        content
     } else {
-        form.content.replace("\r\n", "\n")
+        content.replace("\r\n", "\n")
     };
     root.save(&rel, content.into_bytes()).await?;
     record(
@@ -374,7 +404,10 @@ pub fn content_disposition(name: &str) -> String {
     }
 }
 
-/// `POST /files/upload`: multipart fields `path` (the folder, sent first) and `file`.
+/// `POST /files/upload`: multipart fields `path` (the folder, sent first) and `file`
+/// (one or more). Every file is staged first; only once the whole request has been read
+/// and found good are they committed, each recorded right after it lands, so a refused
+/// request changes nothing on disk.
 pub async fn upload(
     State(panel): State<PanelState>,
     identity: Identity,
@@ -383,7 +416,8 @@ pub async fn upload(
 ) -> Result<Response, PageError> {
     let root = files_root(&panel, &account)?;
     let mut folder: Option<RelPath> = None;
-    let mut uploaded: Vec<RelPath> = Vec::new();
+    // Dropped on any early return, which removes the scratch files.
+    let mut staged_files: Vec<(RelPath, Staged)> = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(upload_failed)? {
         match field.name() {
             Some("path") => {
@@ -404,8 +438,8 @@ pub async fn upload(
                 while let Some(chunk) = field.chunk().await.map_err(upload_failed)? {
                     staged.write(&chunk).await?;
                 }
-                staged.commit().await?;
-                uploaded.push(rel);
+                staged.finish().await?;
+                staged_files.push((rel, staged));
             }
             _ => {}
         }
@@ -415,11 +449,13 @@ pub async fn upload(
             "The upload form did not say which folder to upload to.",
         ));
     };
-    if uploaded.is_empty() {
+    if staged_files.is_empty() {
         return Err(PageError::bad_request("Choose a file to upload.")
             .back_to(folder_href(&folder), "Back to folder"));
     }
-    for rel in &uploaded {
+    let mut uploaded: Vec<String> = Vec::with_capacity(staged_files.len());
+    for (rel, staged) in staged_files {
+        staged.commit().await?;
         record(
             &panel,
             &account,
@@ -428,11 +464,11 @@ pub async fn upload(
             format!("Uploaded {rel}"),
         )
         .await?;
+        uploaded.push(rel.to_string());
     }
-    let names: Vec<String> = uploaded.iter().map(ToString::to_string).collect();
     Ok(see_other(
         &folder_href(&folder),
-        &format!("Uploaded {}.", names.join(", ")),
+        &format!("Uploaded {}.", uploaded.join(", ")),
     ))
 }
 

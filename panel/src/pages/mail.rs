@@ -177,7 +177,7 @@ pub async fn message(
                     dt { "Date" } dd { (format_time(message.received_at)) }
                     dt { "Subject" } dd { (message.subject) }
                 }
-                pre.message-body { (message.body) }
+                pre.message-body { "\n" (message.body) }
             }
         },
     ))
