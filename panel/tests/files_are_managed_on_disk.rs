@@ -204,7 +204,10 @@ fn textarea_as_submitted(page: &str) -> String {
 fn element_text_as_parsed(page: &str, tag: &str) -> String {
     let open = page.find(&format!("<{tag}")).expect("the element");
     let start = open + page[open..].find('>').expect("end of the start tag") + 1;
-    let end = start + page[start..].find(&format!("</{tag}>")).expect("an end tag");
+    let end = start
+        + page[start..]
+            .find(&format!("</{tag}>"))
+            .expect("an end tag");
     let raw = &page[start..end];
     raw.strip_prefix('\n').unwrap_or(raw).to_owned()
 }
