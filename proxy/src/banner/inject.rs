@@ -6,8 +6,9 @@
 //! ```
 //!
 //! A gzip body may hold several members one after another, and every member is decoded;
-//! bytes after the end of a zlib or raw deflate stream are not part of the document and
-//! are dropped rather than failing the page. A stream cut short is still an error.
+//! bytes after the last gzip member (anything that does not start another one) and after
+//! the end of a zlib or raw deflate stream are not part of the document and are dropped
+//! rather than failing the page, as browsers do. A stream cut short is still an error.
 //!
 //! Nothing is buffered beyond what one chunk produces: lol_html holds at most an unfinished
 //! tag (its memory is capped; past the cap it hands the bytes back untouched), and once the
@@ -234,11 +235,14 @@ enum Pipeline {
     Identity(Stage),
     /// Deflate, until its first two bytes say zlib or raw.
     PendingDeflate(Stage, Vec<u8>),
-    Gzip(flate2::write::MultiGzDecoder<Stage>),
+    /// A gzip member.
+    Gzip(flate2::write::GzDecoder<Stage>),
+    /// Between gzip members, until the next two bytes say whether another one starts.
+    GzipBetween(Stage, Vec<u8>),
     Zlib(flate2::write::ZlibDecoder<Stage>),
     RawDeflate(flate2::write::DeflateDecoder<Stage>),
-    /// A zlib or raw deflate stream that has ended: whatever follows is dropped.
-    DeflateEnded(Stage),
+    /// A compressed stream that has ended: whatever follows is dropped.
+    Ended(Stage),
     Brotli(Box<brotli::DecompressorWriter<Stage>>),
     Zstd(zstd::stream::write::Decoder<'static, Stage>),
     Done,
@@ -248,20 +252,26 @@ fn decode_err(e: std::io::Error) -> BannerError {
     BannerError::Decode(e.to_string())
 }
 
-/// Writes `chunk` into a zlib or raw deflate decoder; `true` once the stream has ended. At
-/// its end flate2's decoders take no more input (`Ok(0)`, which `write_all` would turn
-/// into an error): the rest of the chunk is not part of the stream.
-fn write_deflate(decoder: &mut impl Write, mut chunk: &[u8]) -> Result<bool, BannerError> {
+/// Writes `chunk` into a gzip, zlib or raw deflate decoder; once its stream (or gzip
+/// member) has ended, the part of the chunk after it. At its end flate2's decoders take no
+/// more input (`Ok(0)`, which `write_all` would turn into an error).
+fn write_stream<'c>(
+    decoder: &mut impl Write,
+    mut chunk: &'c [u8],
+) -> Result<Option<&'c [u8]>, BannerError> {
     while !chunk.is_empty() {
         match decoder.write(chunk) {
-            Ok(0) => return Ok(true),
+            Ok(0) => return Ok(Some(chunk)),
             Ok(n) => chunk = &chunk[n..],
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(decode_err(e)),
         }
     }
-    Ok(false)
+    Ok(None)
 }
+
+/// The two bytes every gzip member starts with (RFC 1952 §2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl Pipeline {
     /// Whether what comes in now would go out unchanged: an uncompressed document whose
@@ -294,22 +304,49 @@ impl Pipeline {
                 };
                 self.write(&pending)
             }
-            Pipeline::Gzip(d) => d.write_all(chunk).map_err(decode_err),
+            Pipeline::Gzip(d) => {
+                let Some(rest) = write_stream(d, chunk)? else {
+                    return Ok(());
+                };
+                // The member has ended (its checksum is checked here); another may follow.
+                let Pipeline::Gzip(d) = std::mem::replace(self, Pipeline::Done) else {
+                    return Ok(());
+                };
+                *self = Pipeline::GzipBetween(d.finish().map_err(decode_err)?, Vec::new());
+                self.write(rest)
+            }
+            Pipeline::GzipBetween(_, pending) => {
+                pending.extend_from_slice(chunk);
+                if pending.len() < GZIP_MAGIC.len() {
+                    return Ok(());
+                }
+                let Pipeline::GzipBetween(stage, pending) = std::mem::replace(self, Pipeline::Done)
+                else {
+                    return Ok(());
+                };
+                if pending.starts_with(&GZIP_MAGIC) {
+                    *self = Pipeline::Gzip(flate2::write::GzDecoder::new(stage));
+                    self.write(&pending)
+                } else {
+                    *self = Pipeline::Ended(stage);
+                    Ok(())
+                }
+            }
             Pipeline::Zlib(d) => {
-                if write_deflate(d, chunk)? {
+                if write_stream(d, chunk)?.is_some() {
                     self.end_deflate()?;
                 }
                 Ok(())
             }
             Pipeline::RawDeflate(d) => {
-                if write_deflate(d, chunk)? {
+                if write_stream(d, chunk)?.is_some() {
                     self.end_deflate()?;
                 }
                 Ok(())
             }
             Pipeline::Brotli(d) => d.write_all(chunk).map_err(decode_err),
             Pipeline::Zstd(d) => d.write_all(chunk).map_err(decode_err),
-            Pipeline::DeflateEnded(_) | Pipeline::Done => Ok(()),
+            Pipeline::Ended(_) | Pipeline::Done => Ok(()),
         }
     }
 
@@ -324,7 +361,7 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        *self = Pipeline::DeflateEnded(stage);
+        *self = Pipeline::Ended(stage);
         Ok(())
     }
 
@@ -337,9 +374,11 @@ impl Pipeline {
                 return self.finish();
             }
             Pipeline::Gzip(d) => d.finish().map_err(decode_err)?,
+            // A byte after the last member is not the start of another.
+            Pipeline::GzipBetween(s, _) => s,
             Pipeline::Zlib(d) => d.finish().map_err(decode_err)?,
             Pipeline::RawDeflate(d) => d.finish().map_err(decode_err)?,
-            Pipeline::DeflateEnded(s) => s,
+            Pipeline::Ended(s) => s,
             Pipeline::Brotli(mut d) => {
                 d.flush().map_err(decode_err)?;
                 d.into_inner()
@@ -463,7 +502,7 @@ impl Injector {
         };
         let pipeline = match encoding {
             ContentEncoding::Identity => Pipeline::Identity(stage),
-            ContentEncoding::Gzip => Pipeline::Gzip(flate2::write::MultiGzDecoder::new(stage)),
+            ContentEncoding::Gzip => Pipeline::Gzip(flate2::write::GzDecoder::new(stage)),
             ContentEncoding::Deflate => Pipeline::PendingDeflate(stage, Vec::new()),
             ContentEncoding::Brotli => {
                 Pipeline::Brotli(Box::new(brotli::DecompressorWriter::new(stage, 16 * 1024)))

@@ -1205,6 +1205,45 @@ fn a_corrupt_gzip_member_is_still_an_error() {
 }
 
 #[test]
+fn bytes_after_the_last_gzip_member_are_ignored() {
+    let doc = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(500));
+    for (label, gz) in [
+        (
+            "one member",
+            compress(ContentEncoding::Gzip, doc.as_bytes()),
+        ),
+        ("two members", two_gzip_members(doc.as_bytes(), 40)),
+    ] {
+        // Padding some servers add, a stray newline, and bytes that start like a member
+        // but are not one (a lone 0x1f, then anything but 0x8b).
+        for trailer in [&b"\0"[..], b"\r\n", &[0u8; 4096], b"\x1f", b"\x1fx garbage"] {
+            let mut body = gz.clone();
+            body.extend_from_slice(trailer);
+            for chunk in [1, 7, 999, body.len()] {
+                let (out, injected) = run(&body, ContentEncoding::Gzip, chunk);
+                assert!(injected, "{label}, chunks of {chunk}");
+                assert_eq!(
+                    strip(&out, &banner()),
+                    doc.as_bytes(),
+                    "{label} + {:?}, chunks of {chunk}",
+                    &trailer[..trailer.len().min(4)]
+                );
+            }
+        }
+    }
+    // A member cut short is still an error, and so is a second member that is corrupt.
+    let gz = compress(ContentEncoding::Gzip, doc.as_bytes());
+    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
+    let failed = inj.write(&gz[..gz.len() - 3]).is_err() || inj.finish().is_err();
+    assert!(failed, "a cut member");
+    let mut body = gz.clone();
+    body.extend_from_slice(&[0x1f, 0x8b, 0, 0, 0]);
+    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
+    let failed = inj.write(&body).is_err() || inj.finish().is_err();
+    assert!(failed, "a second member that is not one");
+}
+
+#[test]
 fn bytes_after_the_end_of_a_deflate_stream_are_ignored() {
     let doc = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(500));
     let zlib = compress(ContentEncoding::Deflate, doc.as_bytes());
