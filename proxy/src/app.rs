@@ -20,7 +20,9 @@ use crate::directory::{Account, Status};
 use crate::metrics::METRICS;
 use crate::policy::PolicyStore;
 use crate::session::{random_id, random_token, token_hash, SessionCache};
-use crate::store::sessions::{NewImpersonation, NewSession, SessionRecord};
+use crate::store::sessions::{
+    ImpersonationRecord, NewImpersonation, NewSession, SessionRecord, REVOKED,
+};
 use crate::store::{now_ms, Store, StoreError};
 
 /// How often (at most) a session's last use is written back to the store; more often when
@@ -240,12 +242,15 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// An event of `kind` from this origin. What the origin does not know (the sweep ends
+    /// sessions with no request at hand) is left out rather than recorded empty.
     fn event(&self, kind: Kind) -> Event {
+        let known = |field: &String| (!field.is_empty()).then(|| field.clone());
         let mut e = Event::new(kind);
-        e.client_ip = Some(self.client_ip.clone());
-        e.user_agent = Some(self.user_agent.clone());
-        e.request_id = Some(self.request_id.clone());
-        e.host = Some(self.host.clone());
+        e.client_ip = known(&self.client_ip);
+        e.user_agent = known(&self.user_agent);
+        e.request_id = known(&self.request_id);
+        e.host = known(&self.host);
         e
     }
 }
@@ -301,24 +306,15 @@ impl App {
         };
         let now = now_ms();
         let idle = ms(self.config.session.idle_timeout);
-        if now >= session.expires_at || now - session.last_seen_at > idle {
-            let why = if session.expires_at == crate::store::sessions::REVOKED {
-                "revoked"
-            } else {
-                "expired"
-            };
+        if let Some(why) = self.session_end(&session, now) {
             self.end_session(&session, Some(&hash), why, &origin())
                 .await?;
             return Ok(Resolved::default());
         }
-        if session.actor.status == Status::Disabled {
-            self.end_session(&session, Some(&hash), "revoked", &origin())
-                .await?;
-            return Ok(Resolved::default());
-        }
         if let Some(imp) = &session.impersonation {
-            let imp_idle = ms(self.config.impersonation.idle_timeout);
-            let why = if now >= imp.expires_at || now - imp.last_seen_at > imp_idle {
+            let why = if imp.expires_at == REVOKED {
+                Some("revoked")
+            } else if now >= self.impersonation_deadline(imp) {
                 Some("expired")
             } else if imp.subject.status == Status::Disabled
                 || !self
@@ -341,7 +337,8 @@ impl App {
                         "it is no longer allowed"
                     }
                 );
-                self.end_impersonation(&session, None, why, Some(&notice), &origin())
+                let (why, at) = self.impersonation_end(&session, imp, why, now);
+                self.end_impersonation(&session, None, why, at, Some(&notice), &origin())
                     .await?;
                 self.sessions.forget(&hash);
                 let fresh = self.store.session_by_token(&hash).await?.map(Arc::new);
@@ -392,21 +389,104 @@ impl App {
         });
     }
 
+    /// Why `session` can no longer be used at `now`, if it cannot: revoked (by a password
+    /// change, or its account disabled) or expired (its absolute end, or idle too long).
+    fn session_end(&self, session: &SessionRecord, now: i64) -> Option<&'static str> {
+        let idle = ms(self.config.session.idle_timeout);
+        if session.expires_at == REVOKED || session.actor.status == Status::Disabled {
+            Some("revoked")
+        } else if now
+            >= session
+                .expires_at
+                .min(session.last_seen_at.saturating_add(idle))
+        {
+            Some("expired")
+        } else {
+            None
+        }
+    }
+
+    /// When an impersonation runs out: its hard end, or its idle limit after its last use.
+    fn impersonation_deadline(&self, imp: &ImpersonationRecord) -> i64 {
+        let idle = ms(self.config.impersonation.idle_timeout);
+        imp.expires_at.min(imp.last_seen_at.saturating_add(idle))
+    }
+
+    /// Why and when the impersonation of `session` ended, as it is ended now for `why`. One
+    /// that had already run out ended at its deadline, or with its session if the session
+    /// ran out first: that is the end the customer's access history shows, not the moment
+    /// the next request or the sweep noticed.
+    fn impersonation_end<'a>(
+        &self,
+        session: &SessionRecord,
+        imp: &ImpersonationRecord,
+        why: &'a str,
+        now: i64,
+    ) -> (&'a str, i64) {
+        if imp.expires_at == REVOKED {
+            return ("revoked", now);
+        }
+        let ended = if why == "expired" {
+            let idle = ms(self.config.session.idle_timeout);
+            session
+                .expires_at
+                .min(session.last_seen_at.saturating_add(idle))
+                .min(now)
+        } else {
+            now
+        };
+        let deadline = self.impersonation_deadline(imp);
+        if deadline <= ended {
+            ("expired", deadline)
+        } else {
+            (why, ended)
+        }
+    }
+
+    /// Ends every session no request can use any more, on the record, so that a session
+    /// (and an impersonation) its browser never comes back to is closed all the same: the
+    /// customer's access history shows when it ended, and the table does not keep it.
+    /// Safe beside other instances doing the same: each end is conditional, and only the
+    /// instance that made it records it. Returns how many sessions it ended.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        const BATCH: i64 = 500;
+        let now = now_ms();
+        let idle = ms(self.config.session.idle_timeout);
+        let dead = self
+            .store
+            .dead_sessions(now, now.saturating_sub(idle), BATCH)
+            .await?;
+        let origin = Origin::default();
+        let mut ended = 0;
+        for (hash, session) in &dead {
+            let why = self.session_end(session, now).unwrap_or("expired");
+            if self.end_session(session, Some(hash), why, &origin).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends a session (and its impersonation) because it expired, was revoked or signed out.
+    /// `Ok(false)` if another request or instance had already ended it (and recorded it).
     async fn end_session(
         &self,
         session: &SessionRecord,
         hash: Option<&str>,
         why: &str,
         origin: &Origin,
-    ) -> Result<(), StoreError> {
-        if session.impersonation.is_some() {
-            self.end_impersonation(session, None, why, None, origin)
+    ) -> Result<bool, StoreError> {
+        if let Some(imp) = &session.impersonation {
+            let (imp_why, at) = self.impersonation_end(session, imp, why, now_ms());
+            self.end_impersonation(session, None, imp_why, at, None, origin)
                 .await?;
         }
-        self.store.delete_session(&session.id).await?;
+        let deleted = self.store.delete_session(&session.id).await?;
         if let Some(hash) = hash {
             self.sessions.forget(hash);
+        }
+        if !deleted {
+            return Ok(false);
         }
         let mut e = origin.event(Kind::Logout);
         e.actor = Some(session.actor.username.clone());
@@ -414,26 +494,26 @@ impl App {
         e.session_id = Some(session.id.clone());
         e.reason = Some(why.to_owned());
         self.audit.record(e).await;
-        Ok(())
+        Ok(true)
     }
 
-    /// Ends the session's impersonation, recording why; optionally rotates the token.
-    /// Returns false if another request or instance had already ended it.
+    /// Ends the session's impersonation, recording why and when (`at`, ms); optionally
+    /// rotates the token. Returns false if another request or instance had already ended it.
     async fn end_impersonation(
         &self,
         session: &SessionRecord,
         new_token_hash: Option<&str>,
         why: &str,
+        at: i64,
         notice: Option<&str>,
         origin: &Origin,
     ) -> Result<bool, StoreError> {
         let Some(imp) = &session.impersonation else {
             return Ok(false);
         };
-        let now = now_ms();
         let ended = self
             .store
-            .end_impersonation(&session.id, &imp.id, new_token_hash, why, now, notice)
+            .end_impersonation(&session.id, &imp.id, new_token_hash, why, at, notice)
             .await?;
         if ended {
             let mut e = origin.event(Kind::ImpersonationStop);
@@ -441,7 +521,7 @@ impl App {
             e.subject = Some(imp.subject.username.clone());
             e.session_id = Some(session.id.clone());
             e.impersonation_id = Some(imp.id.clone());
-            e.duration_ms = Some(now - imp.started_at);
+            e.duration_ms = Some(at - imp.started_at);
             e.reason = Some(why.to_owned());
             self.audit.record(e).await;
             tracing::info!(actor = %session.actor.username, subject = %imp.subject.username, why, "impersonation ended");
@@ -545,8 +625,7 @@ impl App {
     ) -> Result<usize, StoreError> {
         let mut ended = 0;
         for other in self.store.sessions_of(&session.actor.username).await? {
-            if other.id != session.id {
-                self.end_session(&other, None, "revoked", origin).await?;
+            if other.id != session.id && self.end_session(&other, None, "revoked", origin).await? {
                 ended += 1;
             }
         }
@@ -562,6 +641,7 @@ impl App {
     ) -> Result<(), StoreError> {
         self.end_session(session, Some(&token_hash(token)), "logout", origin)
             .await
+            .map(|_| ())
     }
 
     /// Asks the policies whether the session's actor may impersonate `target`, and if so
@@ -702,6 +782,7 @@ impl App {
                 session,
                 Some(&token_hash(&new_token)),
                 "stopped",
+                now_ms(),
                 None,
                 origin,
             )

@@ -372,8 +372,12 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
             if !store.set_status(&username, Status::Disabled).await? {
                 bail!("no account named `{username}`");
             }
+            // For good: enabling the account again does not bring these back.
+            let sessions = store.revoke_sessions(&username).await?;
+            let impersonations = store.revoke_impersonations_of(&username).await?;
             println!(
-                "disabled {username}: its sessions and impersonations end at their next request"
+                "disabled {username}: {sessions} session(s) of it and {impersonations} impersonation(s) of it are revoked; \
+                 each ends on the record at its next request or within a minute"
             );
         }
         AccountsCommand::Enable { username } => {

@@ -216,6 +216,29 @@ pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
         });
     }
 
+    // Sessions nobody comes back to are ended on the record (their impersonations with
+    // them), often enough that an end is recorded within a quarter of the idle timeout,
+    // and at most every minute.
+    let sweep_app = app.clone();
+    let sweep_every = (config.session.idle_timeout / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweep_app.sweep().await {
+                Ok(0) => {}
+                Ok(ended) => tracing::info!(ended, "ended sessions no longer in use"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot sweep ended sessions; trying again later")
+                }
+            }
+        }
+    });
+
     // Policy reloads: SIGHUP, and a change in the policy directory.
     let reload_app = app.clone();
     rt.spawn(async move {

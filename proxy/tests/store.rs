@@ -184,6 +184,111 @@ async fn impersonation_start_and_stop_are_atomic_and_happen_once() {
     }
 }
 
+#[tokio::test]
+async fn dead_sessions_are_found_and_revocations_outlive_a_re_enabled_account() {
+    for (store, _dir) in backends("dead").await {
+        seed(&store).await;
+        store
+            .add_account(NewAccount {
+                username: "dora",
+                display_name: "dora",
+                role: Role::Customer,
+                created_by: Some("rita"),
+                password_hash: "h",
+            })
+            .await
+            .unwrap();
+        let now = now_ms();
+        let session = |id: &'static str, actor: &'static str, seen: i64, expires: i64| NewSession {
+            id,
+            token_hash: id,
+            actor,
+            csrf_token: "c",
+            now: seen,
+            expires_at: expires,
+            client_ip: "127.0.0.1",
+            user_agent: "t",
+        };
+        for s in [
+            session("live", "ada", now, now + 60_000),
+            session("past-end", "rita", now - 10, now - 1),
+            session("idle", "carl", now - 5_000, now + 60_000),
+            session("of-disabled", "dora", now, now + 60_000),
+        ] {
+            store.insert_session(s).await.unwrap();
+        }
+        store.set_status("dora", Status::Disabled).await.unwrap();
+        let ada = store.account("ada").await.unwrap().unwrap();
+        assert!(store
+            .start_impersonation(
+                "live",
+                "live",
+                "live2",
+                &ada,
+                NewImpersonation {
+                    id: "i1",
+                    subject: "carl",
+                    started_at: now,
+                    expires_at: now + 60_000,
+                    reason: "",
+                    mail_consent: false,
+                    return_to: "/",
+                },
+            )
+            .await
+            .unwrap());
+        let dead = |store: Store| async move {
+            let mut ids: Vec<String> = store
+                .dead_sessions(now, now - 1_000, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(hash, s)| {
+                    // Starting the impersonation replaced live's token.
+                    let token = if s.id == "live" {
+                        "live2"
+                    } else {
+                        s.id.as_str()
+                    };
+                    assert_eq!(hash, token, "each comes with its token hash");
+                    s.id
+                })
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            dead(store.clone()).await,
+            ["idle", "of-disabled", "past-end"]
+        );
+        assert_eq!(
+            store
+                .dead_sessions(now, now - 1_000, 2)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+
+        // Revoked sessions and impersonations stay revoked when the account is enabled again.
+        assert_eq!(store.revoke_sessions("ada").await.unwrap(), 1);
+        assert_eq!(store.revoke_impersonations_of("carl").await.unwrap(), 1);
+        assert_eq!(store.revoke_impersonations_of("rita").await.unwrap(), 0);
+        store.set_status("dora", Status::Active).await.unwrap();
+        assert_eq!(dead(store.clone()).await, ["idle", "live", "past-end"]);
+        let live = store.session_by_id("live").await.unwrap().unwrap();
+        assert_eq!(live.expires_at, actas_proxy::store::sessions::REVOKED);
+        assert_eq!(
+            live.impersonation.unwrap().expires_at,
+            actas_proxy::store::sessions::REVOKED
+        );
+
+        // Ending is done once: a second delete says it found nothing.
+        assert!(store.delete_session("idle").await.unwrap());
+        assert!(!store.delete_session("idle").await.unwrap());
+    }
+}
+
 fn record(instance: &str, seq: i64, prev: &str) -> Record {
     let mut r = Record {
         id: format!("{instance}-{seq}"),

@@ -94,6 +94,47 @@ fn a_new_password_set_from_the_command_line_signs_out_the_accounts_sessions() {
 }
 
 #[test]
+fn disabling_an_account_revokes_its_sessions_for_good_even_if_enabled_again() {
+    // Neither carl nor ada's impersonation of him makes a request while he is disabled:
+    // enabling him again must not bring either back.
+    let stack = Stack::start();
+    let carl = stack.signed_in("carl");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let (ok, out, err) = stack.actas(&["accounts", "disable", "carl"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 session(s)") && out.contains("1 impersonation(s)"),
+        "{out}"
+    );
+    assert!(stack.actas(&["accounts", "enable", "carl"]).0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        carl.get("/").unwrap().status,
+        StatusCode::SEE_OTHER,
+        "carl's session ended"
+    );
+    let ended = stack.wait_audit("carl's session ended", |r| {
+        r["kind"] == "logout" && r["actor"] == "carl"
+    });
+    assert_eq!(ended["reason"], "revoked");
+    // Ada is still signed in, as herself.
+    let page = ada.get("/_actas/accounts").unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Stop impersonating"), "{}", page.body);
+    let stop = stack.wait_audit("the impersonation ended", |r| {
+        r["kind"] == "impersonation.stop"
+    });
+    assert_eq!(stop["subject"], "carl");
+    assert_eq!(stop["reason"], "revoked");
+    // Carl signs in again with his password: disabling is not a lockout once lifted.
+    assert_eq!(
+        stack.browser().login("carl", PASSWORD).status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[test]
 fn bad_account_commands_say_what_is_wrong() {
     let stack = no_server();
     let cases: [(&[&str], Option<&str>, &str); 8] = [

@@ -429,6 +429,52 @@ fn a_change_sent_after_the_impersonation_expired_is_not_made_on_the_staff_member
 }
 
 #[test]
+fn an_impersonation_whose_browser_never_comes_back_is_ended_on_the_record() {
+    // Ada impersonates carl and closes her browser: no request ever carries that token
+    // again. The proxy ends the session and the impersonation all the same, at the moment
+    // the session ran out, and carl's access history shows it ended.
+    let stack = Stack::with(Options {
+        extra_config:
+            "[session]\nidle_timeout_seconds = 2\n[impersonation]\nidle_timeout_seconds = 2\n"
+                .into(),
+        ..Options::default()
+    });
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "checking a ticket", false);
+    drop(ada);
+    let stop = stack.wait_audit("the impersonation ended", |r| {
+        r["kind"] == "impersonation.stop"
+    });
+    assert_eq!(stop["actor"], "ada");
+    assert_eq!(stop["subject"], "carl");
+    assert_eq!(stop["reason"], "expired");
+    let lasted = stop["duration_ms"].as_i64().expect("a duration");
+    assert!(
+        (2_000..3_000).contains(&lasted),
+        "it ended when it ran out (2 s after its last use), not when it was noticed: {lasted} ms"
+    );
+    let logout = stack.wait_audit("ada's session ended", |r| {
+        r["kind"] == "logout" && r["actor"] == "ada"
+    });
+    assert_eq!(logout["reason"], "expired");
+    assert!(
+        logout
+            .get("request_id")
+            .is_none_or(serde_json::Value::is_null),
+        "{logout}"
+    );
+    let carl = stack.signed_in("carl");
+    let history = carl.get("/_actas/access-history").unwrap();
+    assert_eq!(history.status, StatusCode::OK);
+    assert!(
+        history.body.contains("checking a ticket"),
+        "{}",
+        history.body
+    );
+    assert!(!history.body.contains("ongoing"), "{}", history.body);
+}
+
+#[test]
 fn an_idle_impersonation_expires() {
     let stack = Stack::with(Options {
         extra_config: "[impersonation]\nidle_timeout_seconds = 1\n".into(),

@@ -144,3 +144,38 @@ fn graceful_shutdown_lets_in_flight_requests_finish_and_flushes_the_audit() {
         "the in-flight request's record was flushed"
     );
 }
+
+#[test]
+fn instances_sweeping_side_by_side_end_an_abandoned_session_once() {
+    // Both instances sweep every second; ada's session (with an impersonation in it) and
+    // carl's are abandoned. Each ending is on the record exactly once, whichever instance
+    // made it.
+    let stack = Stack::with(Options {
+        database_url: Some(postgres_schema("sweep")),
+        extra_config: "[session]\nidle_timeout_seconds = 2\n".into(),
+        ..Options::default()
+    });
+    let (_b_proc, b_port) = stack.another_instance("b");
+    let ada = stack.signed_in("ada");
+    ada.impersonate("carl", "", false);
+    let carl = stack.browser_on(b_port, &stack.signed_in("carl"));
+    assert_eq!(carl.get("/").unwrap().status, StatusCode::OK);
+    drop((ada, carl));
+    for who in ["ada", "carl"] {
+        stack.wait_audit("the session ended", |r| {
+            r["kind"] == "logout" && r["actor"] == who
+        });
+    }
+    // Time for the slower instance to have swept the same sessions too.
+    std::thread::sleep(Duration::from_millis(2500));
+    let records = stack.audit();
+    let count = |kind: &str, actor: &str| {
+        records
+            .iter()
+            .filter(|r| r["kind"] == kind && r["actor"] == actor)
+            .count()
+    };
+    assert_eq!(count("logout", "ada"), 1, "{records:#?}");
+    assert_eq!(count("logout", "carl"), 1, "{records:#?}");
+    assert_eq!(count("impersonation.stop", "ada"), 1, "{records:#?}");
+}

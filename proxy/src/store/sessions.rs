@@ -290,13 +290,52 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Removes a session.
-    pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
+    /// Marks every impersonation of `subject` in progress revoked ([`REVOKED`] as its end):
+    /// each is ended and recorded (why = revoked) at its session's next request, or when its
+    /// session is swept. Returns how many it marked.
+    pub async fn revoke_impersonations_of(&self, subject: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET imp_expires_at = $1 WHERE imp_subject = $2 AND imp_id IS NOT NULL",
+        )
+        .bind(REVOKED)
+        .bind(subject)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Sessions no request can use any more, with their token hashes: past their absolute
+    /// end (revoked ones included), unused since `idle_before`, or of a disabled account. At
+    /// most `limit` of them.
+    pub async fn dead_sessions(
+        &self,
+        now: i64,
+        idle_before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE s.expires_at <= $1 OR s.last_seen_at < $2 OR a.status = $3 LIMIT $4",
+            select_sql().replacen("SELECT ", "SELECT s.token_hash, ", 1)
+        ))
+        .bind(now)
+        .bind(idle_before)
+        .bind(Status::Disabled.as_str())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("token_hash")?, session(row)?)))
+            .collect()
+    }
+
+    /// Removes a session. `Ok(false)` if it was already gone (another request or instance
+    /// ended it first).
+    pub async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id)
             .execute(self.pool())
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records use of the session (and of its impersonation, if `imp_id` is given).
