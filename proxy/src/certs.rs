@@ -2,7 +2,11 @@
 //! localhost/127.0.0.1/::1 signed by it, and the Ed25519 key pair that signs assertions.
 //!
 //! For development and the demo only: production certificates come from the hoster's CA or
-//! ACME. Private keys are written with mode 0600. Existing files are kept unless asked.
+//! ACME. Private keys are written with mode 0600, also over an existing file. Existing files
+//! are kept unless asked: a complete set is left as it is, and a partial one is refused
+//! rather than completed, since no missing file can be made to match the ones present
+//! (the CA's key is not kept, and a new signing or server key would silently replace one
+//! that the panel or a browser already trusts).
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +43,7 @@ impl DevFiles {
         }
     }
 
-    fn all_exist(&self) -> bool {
+    fn all(&self) -> [&PathBuf; 5] {
         [
             &self.ca_cert,
             &self.server_cert,
@@ -47,14 +51,27 @@ impl DevFiles {
             &self.signing_key,
             &self.signing_pub,
         ]
-        .iter()
-        .all(|p| p.exists())
     }
+}
+
+/// The file names of `paths`, for a message.
+fn names(paths: &[&PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn write(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -62,17 +79,40 @@ fn write(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
         .mode(if private { 0o600 } else { 0o644 })
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // `mode` applies only to a file it creates: an existing key file keeps its permissions,
+    // so they are set before the new key goes in.
+    if private {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| {
+                format!("cannot make {} readable by its owner only", path.display())
+            })?;
+    }
     f.write_all(contents.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes the development material into `dir` (created if missing). With `force`, replaces
-/// existing files; otherwise keeps a complete existing set.
+/// existing files; otherwise keeps a complete existing set and refuses a partial one.
 pub fn dev(dir: &Path, extra_names: &[String], force: bool) -> anyhow::Result<DevFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = DevFiles::in_dir(dir);
-    if files.all_exist() && !force {
-        return Ok(files);
+    if !force {
+        let (present, missing): (Vec<_>, Vec<_>) =
+            files.all().into_iter().partition(|p| p.exists());
+        if missing.is_empty() {
+            return Ok(files);
+        }
+        if !present.is_empty() {
+            anyhow::bail!(
+                "{}: {} missing but {} present: nothing was written, since a new set would replace the keys in use. \
+                 Restore the missing files, or make a whole new set with `actas certs dev --out {} --force` \
+                 (the panel then needs the new signing.pub, and browsers the new ca.pem)",
+                dir.display(),
+                names(&missing),
+                names(&present),
+                dir.display()
+            );
+        }
     }
 
     let ca_key = KeyPair::generate().context("cannot generate the CA key")?;
@@ -144,5 +184,49 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&files.signing_key).unwrap(), key);
         dev(dir.path(), &[], true).unwrap();
         assert_ne!(std::fs::read_to_string(&files.signing_key).unwrap(), key);
+    }
+
+    #[test]
+    fn a_partial_set_is_refused_without_force_and_its_keys_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dev(dir.path(), &[], false).unwrap();
+        let signing_key = std::fs::read(&files.signing_key).unwrap();
+        let server_key = std::fs::read(&files.server_key).unwrap();
+        let server_cert = std::fs::read(&files.server_cert).unwrap();
+        std::fs::remove_file(&files.signing_pub).unwrap();
+
+        let err = match dev(dir.path(), &[], false) {
+            Ok(_) => panic!("a partial set was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("signing.pub"), "names the missing file: {err}");
+        assert!(
+            err.contains("signing.key") && err.contains("server.key"),
+            "names the files present: {err}"
+        );
+        assert!(err.contains("--force"), "says what to do: {err}");
+        assert_eq!(std::fs::read(&files.signing_key).unwrap(), signing_key);
+        assert_eq!(std::fs::read(&files.server_key).unwrap(), server_key);
+        assert_eq!(std::fs::read(&files.server_cert).unwrap(), server_cert);
+        assert!(!files.signing_pub.exists(), "nothing is written");
+
+        dev(dir.path(), &[], true).unwrap();
+        assert!(files.signing_pub.exists());
+        assert_ne!(std::fs::read(&files.signing_key).unwrap(), signing_key);
+    }
+
+    #[test]
+    fn forced_private_keys_are_owner_only_even_over_world_readable_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = dev(dir.path(), &[], false).unwrap();
+        for key in [&files.server_key, &files.signing_key] {
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        dev(dir.path(), &[], true).unwrap();
+        for key in [&files.server_key, &files.signing_key] {
+            let mode = std::fs::metadata(key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        }
     }
 }
