@@ -11,11 +11,14 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::audit::chain::Verifier;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::directory::{hash_password, valid_username, Role, Status};
-use crate::store::audit::AuditFilter;
+use crate::store::audit::{AuditFilter, AuditPages};
 use crate::store::directory::NewAccount;
 use crate::store::Store;
+
+/// The configuration file used when neither `--config` nor `ACTAS_CONFIG` names one.
+const DEFAULT_CONFIG: &str = "actas.toml";
 
 /// actas: sign in as a customer, in front of a hosting panel, on the record.
 #[derive(Parser, Debug)]
@@ -26,7 +29,7 @@ pub struct Cli {
         long,
         global = true,
         env = "ACTAS_CONFIG",
-        default_value = "actas.toml"
+        default_value = DEFAULT_CONFIG
     )]
     pub config: PathBuf,
     /// What to do.
@@ -133,6 +136,13 @@ pub enum AccountsCommand {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Print records as JSON lines, oldest first.
+    ///
+    /// Records are ordered by their time (when the request arrived), then by their place in
+    /// their instance's chain. A request's record is written when the request ends, so one
+    /// dated before the records already printed can be written while an export runs: it is
+    /// not in that export (which prints every record it reads once), only in exports started
+    /// after it was written. Start the next export's `--since` with some margin to catch such
+    /// records, or use `audit tail --follow` to see every record as it is written.
     Export(ExportArgs),
     /// Check every instance's hash chain; report the first broken link.
     ///
@@ -228,7 +238,8 @@ pub enum PolicyCommand {
     },
     /// Run the policy tests under the policy directory's `tests/`.
     Test {
-        /// The policy directory (defaults to the configuration's, or ./policies).
+        /// The policy directory (defaults to the configuration's `policy.dir`, or ./policies
+        /// when the default actas.toml does not exist).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -241,16 +252,44 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database.url, 2)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database.url))
+    Store::open(&config.database.url, 2).await.with_context(|| {
+        format!(
+            "{}: `database.url`: cannot open the database {}",
+            config.source.display(),
+            crate::store::redacted_url(&config.database.url)
+        )
+    })
 }
 
+/// Reads a password: typed at a terminal without echo, or the first line of piped input.
 fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        // rpassword turns the terminal's echo off while the line is typed. It reads the
+        // terminal on standard input (the one just checked) rather than its default,
+        // /dev/tty, which a process without a controlling terminal cannot open.
+        let config = rpassword::ConfigBuilder::new()
+            .input_file_path("/dev/stdin")
+            .output_writer(std::io::stderr())
+            .build();
+        let pw = rpassword::prompt_password_with_config(prompt, config)
+            .context("cannot read the password from the terminal")?;
+        if pw.is_empty() {
+            bail!("no password typed");
+        }
+        return Ok(pw);
+    }
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
+    password_line(&mut std::io::stdin().lock())
+}
+
+/// The first line of `input` without its line ending, as a password.
+fn password_line(input: &mut impl BufRead) -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    input
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
     let pw = line.trim_end_matches(['\n', '\r']).to_owned();
     if pw.is_empty() {
         bail!("no password given on standard input");
@@ -491,16 +530,15 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                 until: None,
                 instance: None,
             };
-            let mut offset = 0;
+            let mut pages = AuditPages::new(filter, 5_000);
             loop {
-                let page = store.audit_records(&filter, false, offset, 5_000).await?;
+                let page = pages.next(&store).await?;
+                if page.is_empty() {
+                    break;
+                }
                 for r in &page {
                     writeln!(out, "{}", record_json(r))?;
                 }
-                if page.len() < 5_000 {
-                    break;
-                }
-                offset += 5_000;
             }
         }
         AuditCommand::Verify { expect_head } => {
@@ -632,7 +670,18 @@ fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
                 Some(d) => d,
                 None => match Config::load(config_path) {
                     Ok(c) => c.policy.dir,
-                    Err(_) => PathBuf::from("policies"),
+                    // Only the default file may be absent, as when trying policies out in a
+                    // checkout: a configuration that exists, or was named, and cannot be
+                    // used is an error, not a reason to test some other directory.
+                    Err(ConfigError::Read { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound
+                            && config_path == Path::new(DEFAULT_CONFIG) =>
+                    {
+                        PathBuf::from("policies")
+                    }
+                    Err(e) => bail!(
+                        "{e} (the policy directory is the configuration's `policy.dir`; pass --dir DIR to test another)"
+                    ),
                 },
             };
             let set = crate::policy::PolicySet::load(&dir)?;
@@ -693,6 +742,18 @@ fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_piped_password_is_its_first_line_without_the_line_ending() {
+        let mut input = std::io::Cursor::new("correct horse\r\nsecond line\n");
+        assert_eq!(password_line(&mut input).unwrap(), "correct horse");
+        let mut input = std::io::Cursor::new("no newline at the end");
+        assert_eq!(password_line(&mut input).unwrap(), "no newline at the end");
+        for empty in ["", "\n", "\r\n"] {
+            let err = password_line(&mut std::io::Cursor::new(empty)).unwrap_err();
+            assert!(err.to_string().contains("no password"), "{empty:?}: {err}");
+        }
+    }
 
     #[test]
     fn an_impersonation_id_beginning_with_a_hyphen_is_a_value_not_an_option() {

@@ -509,6 +509,17 @@ impl Config {
             }),
             None => None,
         };
+        if let (Some(t), Some(h)) = (&tls, &http) {
+            if listeners_overlap(t.listen, h.listen) {
+                return Err(invalid(
+                    "http.listen",
+                    format!(
+                        "{} overlaps `tls.listen` ({}): the HTTPS and plain-HTTP listeners need different ports, or different addresses that are not a wildcard (0.0.0.0, [::]) on the same port",
+                        h.listen, t.listen
+                    ),
+                ));
+            }
+        }
         if tls.is_none() && http.is_none() {
             return Err(invalid(
                 "tls",
@@ -682,6 +693,14 @@ impl Config {
                         "must be at least 16".into(),
                     ))
                 }
+                Some(n) if n > MAX_AUDIT_QUEUE => {
+                    return Err(invalid(
+                        "audit.queue_capacity",
+                        format!(
+                            "{n} is too large: at most {MAX_AUDIT_QUEUE} records may wait (the default is 65536)"
+                        ),
+                    ))
+                }
                 Some(n) => n,
                 None => 65_536,
             },
@@ -733,12 +752,35 @@ impl Config {
     }
 }
 
+/// The most audit records that may wait for the writer (`audit.queue_capacity`): 2^24.
+///
+/// Every waiting slot holds a whole record (its texts: path, user agent, reason…, some
+/// hundreds of bytes), so a full queue of this size is already gigabytes of memory while the
+/// store is down; more is a typo, not a plan. Far larger values also panic inside the
+/// channel (tokio refuses a capacity beyond `usize::MAX >> 3`) instead of being refused here.
+pub const MAX_AUDIT_QUEUE: usize = 1 << 24;
+
 /// The longest a session or an impersonation may be set to last: a year. Longer ones make
 /// no sense, and times far enough out would not fit the stored milliseconds.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(366 * 86_400);
 
 fn minutes(m: u64) -> Duration {
     Duration::from_secs(m.saturating_mul(60))
+}
+
+/// Whether two listening addresses would claim the same socket: the same port, and the
+/// same address or a wildcard that covers the other (`0.0.0.0` covers IPv4; `[::]` covers
+/// both families, as Linux binds it dual-stack by default). Port 0 (any free port) never
+/// collides.
+fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let (x, y) = (a.ip().to_canonical(), b.ip().to_canonical());
+    let covers = |wild: IpAddr, other: IpAddr| {
+        wild.is_unspecified() && (wild.is_ipv6() || wild.is_ipv4() == other.is_ipv4())
+    };
+    x == y || covers(x, y) || covers(y, x)
 }
 
 /// Checks `host:port` (a name, an IPv4 address, or `[IPv6]`) without resolving it.
@@ -950,6 +992,63 @@ signing_key = "certs/signing.key"
             .unwrap_err()
             .to_string();
         assert!(err.contains("assertion.ttl_seconds"), "{err}");
+    }
+
+    #[test]
+    fn an_audit_queue_beyond_the_upper_bound_is_refused_with_its_key() {
+        for value in ["3000000000000000000", "16777217"] {
+            let text = format!("{MINIMAL}\n[audit]\nqueue_capacity = {value}\n");
+            let err = Config::parse(Path::new("a.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`audit.queue_capacity`") && err.contains("at most 16777216"),
+                "{value}: {err}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[audit]\nqueue_capacity = 16777216\n");
+        let c = Config::parse(Path::new("a.toml"), &text).unwrap();
+        assert_eq!(c.audit.queue_capacity, 16_777_216);
+    }
+
+    #[test]
+    fn overlapping_https_and_http_listeners_are_refused_naming_both_keys() {
+        for (tls, http) in [
+            ("127.0.0.1:8443", "127.0.0.1:8443"),
+            ("127.0.0.1:8443", "0.0.0.0:8443"),
+            ("0.0.0.0:8443", "127.0.0.1:8443"),
+            ("[::]:8443", "127.0.0.1:8443"),
+            ("127.0.0.1:8443", "[::]:8443"),
+            ("[::1]:8443", "[::]:8443"),
+            ("[::ffff:127.0.0.1]:8443", "127.0.0.1:8443"),
+        ] {
+            let text = format!(
+                "{}\n[http]\nlisten = \"{http}\"\n",
+                MINIMAL.replace("127.0.0.1:8443", tls)
+            );
+            let err = Config::parse(Path::new("a.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`http.listen`") && err.contains("`tls.listen`"),
+                "{tls} / {http}: {err}"
+            );
+        }
+        for (tls, http) in [
+            ("127.0.0.1:8443", "127.0.0.1:8080"),
+            ("127.0.0.1:8443", "127.0.0.2:8443"),
+            ("0.0.0.0:8443", "[::1]:8443"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        ] {
+            let text = format!(
+                "{}\n[http]\nlisten = \"{http}\"\n",
+                MINIMAL.replace("127.0.0.1:8443", tls)
+            );
+            assert!(
+                Config::parse(Path::new("a.toml"), &text).is_ok(),
+                "{tls} / {http}"
+            );
+        }
     }
 
     #[test]

@@ -41,22 +41,7 @@ pub struct Prepared {
 /// Validates the configuration's files: TLS material, signing key, policies, database.
 pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     if let Some(tls) = &config.tls {
-        for (what, path) in [("certificate", &tls.cert), ("private key", &tls.key)] {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!(
-                    "{}: `tls`: cannot read the {what} {}",
-                    config.source.display(),
-                    path.display()
-                )
-            })?;
-            if !text.contains("-----BEGIN") {
-                anyhow::bail!(
-                    "{}: `tls`: {} is not a PEM file",
-                    config.source.display(),
-                    path.display()
-                );
-            }
-        }
+        tls_pair_is_usable(config, tls)?;
     }
     let signer = Signer25519::load(&config.assertion.signing_key)?;
     let policies = PolicySet::load(&config.policy.dir)?;
@@ -64,8 +49,9 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .await
         .with_context(|| {
             format!(
-                "{}: `database.url`: cannot open the database",
-                config.source.display()
+                "{}: `database.url`: cannot open the database {}",
+                config.source.display(),
+                crate::store::redacted_url(&config.database.url)
             )
         })?;
     Ok(Prepared {
@@ -73,6 +59,59 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         policies,
         signer,
     })
+}
+
+/// Loads the certificate chain and private key the way the HTTPS listener will, and fails
+/// naming the `tls` keys and the files when they do not parse or do not belong together.
+///
+/// Pingora loads them only while building its listener, in a thread of its own, and panics
+/// on a bad pair; the panic is caught there, so the process would go on running with no
+/// listener and look healthy. Here the same check is an error before anything starts.
+fn tls_pair_is_usable(config: &Config, tls: &crate::config::TlsListener) -> anyhow::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let file = config.source.display();
+    let (cert_path, key_path) = (tls.cert.display(), tls.key.display());
+    let read = |key: &str, what: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .with_context(|| format!("{file}: `{key}`: cannot read the {what} {}", path.display()))
+    };
+    let cert_pem = read("tls.cert", "certificate", &tls.cert)?;
+    let key_pem = read("tls.key", "private key", &tls.key)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!("{file}: `tls.cert`: {cert_path} is not a PEM certificate chain: {e}")
+        })?;
+    if chain.is_empty() {
+        anyhow::bail!(
+            "{file}: `tls.cert`: {cert_path} holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks, the server's first)"
+        );
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        anyhow::anyhow!(
+            "{file}: `tls.key`: {key_path} is not a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"
+        )
+    })?;
+    // The provider is named rather than taken from the process default: with more than one
+    // provider compiled in, `ServerConfig::builder()` would panic. Pingora uses ring too.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .map_err(|e| anyhow::anyhow!("{file}: `tls`: cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                anyhow::anyhow!(
+                    "{file}: `tls.cert`, `tls.key`: the private key {key_path} does not belong to the certificate {cert_path} (the first in the file): use the key made with that certificate"
+                )
+            }
+            e => anyhow::anyhow!(
+                "{file}: `tls.cert`, `tls.key`: cannot serve the certificate {cert_path} with the key {key_path}: {e}"
+            ),
+        })?;
+    Ok(())
 }
 
 /// Resolves `host:port` to its first address.
@@ -115,12 +154,16 @@ fn listeners_are_free(config: &Config) -> anyhow::Result<()> {
         config.tls.as_ref().map(|t| ("tls.listen", t.listen)),
         config.http.as_ref().map(|h| ("http.listen", h.listen)),
     ];
+    // Every socket is held until all are bound, so two listeners that claim the same
+    // address fail here as well.
+    let mut bound = Vec::new();
     for (key, addr) in listeners.into_iter().flatten() {
-        if let Err(e) = std::net::TcpListener::bind(addr) {
-            anyhow::bail!(
+        match std::net::TcpListener::bind(addr) {
+            Ok(socket) => bound.push(socket),
+            Err(e) => anyhow::bail!(
                 "{}: `{key}`: cannot listen on {addr}: {e} (is another actas or another service using it?)",
                 config.source.display()
-            );
+            ),
         }
     }
     Ok(())

@@ -385,6 +385,44 @@ async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
 }
 
 #[tokio::test]
+async fn an_export_read_page_by_page_repeats_no_record_when_an_older_one_lands_between_pages() {
+    use actas_proxy::store::audit::AuditPages;
+    for (store, _dir) in backends("audpg").await {
+        let base = now_ms();
+        // Ten records ten milliseconds apart, then an eleventh dated before all of them (a
+        // long request's record is dated when it arrived and written when it ended).
+        let mut all = chain("e", 11, |r| r.ts = base + 10 * r.seq);
+        let late = all.pop().unwrap();
+        store.insert_audit(&all).await.unwrap();
+        let mut pages = AuditPages::new(AuditFilter::default(), 4);
+        let mut seen = Vec::new();
+        let first = pages.next(&store).await.unwrap();
+        assert_eq!(first.len(), 4);
+        seen.extend(first.iter().map(|r| r.id.clone()));
+        let mut late = late;
+        late.ts = base;
+        late.hash = compute_hash(&late);
+        store.insert_audit(&[late]).await.unwrap();
+        loop {
+            let page = pages.next(&store).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            seen.extend(page.iter().map(|r| r.id.clone()));
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "a record repeats: {seen:?}");
+        let expected: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(
+            seen, expected,
+            "every record written before the export, in order"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_audit_batch_refuses_rows_beyond_what_it_was_begun_for() {
     for (store, _dir) in backends("audb").await {
         // A lone-statement batch (no transaction) would write a second statement on its

@@ -327,3 +327,187 @@ fn a_broken_policy_stops_check_and_serve_with_its_location() {
     assert!(!ok, "serve refuses to start");
     assert!(err.contains("oops.cedar:2:"), "{err}");
 }
+
+#[test]
+fn a_database_password_never_appears_in_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("actas.toml");
+    std::fs::write(
+        &config,
+        "[http]\nlisten = \"127.0.0.1:1\"\n[upstream]\naddress = \"127.0.0.1:1\"\n\
+         [assertion]\nsigning_key = \"k\"\n\
+         [database]\nurl = \"postgres://actas:hunter2@127.0.0.1:1/actas\"\n",
+    )
+    .unwrap();
+    for args in [
+        &["accounts", "list"][..],
+        &["audit", "export"],
+        &["audit", "verify"],
+    ] {
+        let (ok, _, err) = actas(&config, args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            err.contains("database"),
+            "{args:?} names the problem: {err}"
+        );
+        assert!(
+            err.contains("127.0.0.1:1"),
+            "{args:?} names the server: {err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "{args:?} shows the password: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Runs `actas policy test` in `cwd`, with `--config` only when given.
+fn policy_test_in(cwd: &std::path::Path, config: Option<&std::path::Path>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(bin("actas"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd
+        .args(["policy", "test"])
+        .current_dir(cwd)
+        .env_remove("ACTAS_CONFIG")
+        .env("ACTAS_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run actas");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn policy_test_with_a_broken_config_fails_instead_of_testing_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // ./policies holds good policies that pass: falling back to them would hide the error.
+    copy_dir(&repo_root().join("policies"), &dir.path().join("policies"));
+    let (ok, err) = policy_test_in(dir.path(), None);
+    assert!(ok, "without a configuration ./policies is tested: {err}");
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[policy]\ndir = \"elsewhere\"\nwatch = maybe\n").unwrap();
+    let (ok, err) = policy_test_in(dir.path(), Some(&broken));
+    assert!(!ok, "a broken --config is an error");
+    assert!(
+        err.contains("broken.toml:3:"),
+        "names the file and line: {err}"
+    );
+
+    let (ok, err) = policy_test_in(dir.path(), Some(&dir.path().join("missing.toml")));
+    assert!(!ok, "a --config that does not exist is an error");
+    assert!(err.contains("missing.toml"), "{err}");
+
+    // The default file, present but broken, is an error too.
+    std::fs::copy(&broken, dir.path().join("actas.toml")).unwrap();
+    let (ok, err) = policy_test_in(dir.path(), None);
+    assert!(!ok, "a broken ./actas.toml is an error");
+    assert!(err.contains("actas.toml:3:"), "{err}");
+}
+
+/// A pseudo-terminal: (master, slave).
+fn openpty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the two integers; the null name,
+    // termios and window size ask for the defaults.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned by nothing else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    }
+}
+
+/// Whether the terminal echoes what is typed (a pty's master reports its slave's settings).
+fn echoes(master: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data; tcgetattr fills it from a descriptor we own.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut t) };
+    assert_eq!(rc, 0, "tcgetattr: {}", std::io::Error::last_os_error());
+    t.c_lflag & libc::ECHO != 0
+}
+
+#[test]
+fn a_password_typed_at_a_terminal_is_not_echoed() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let stack = no_server();
+    let (mut master, slave) = openpty();
+    let mut cmd = std::process::Command::new(bin("actas"));
+    cmd.arg("--config")
+        .arg(&stack.config)
+        .args(["accounts", "add", "eve", "--role", "customer"])
+        .env("ACTAS_LOG", "warn")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec. The terminal becomes the
+    // child's controlling terminal (its /dev/tty), as in a login shell.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start actas");
+    // Only the child may hold the terminal open: the screen ends when it exits.
+    drop(cmd);
+    drop(slave);
+    // Everything the terminal shows, read until the child has closed it.
+    let mut screen_reader = master.try_clone().unwrap();
+    let screen = std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = screen_reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&shown).into_owned()
+    });
+    // Type once the program has turned echo off (or after 5 s, when it never does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while echoes(&master) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    master.write_all(b"typed at a terminal\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        echoes(&master),
+        "the terminal is left echoing, as it was found"
+    );
+    drop(master);
+    let shown = screen.join().unwrap();
+    assert!(
+        !shown.contains("typed at a terminal"),
+        "the password was echoed: {shown:?}"
+    );
+    assert_eq!(
+        stack.browser().login("eve", "typed at a terminal").status,
+        StatusCode::SEE_OTHER,
+        "the password typed is the one set"
+    );
+}

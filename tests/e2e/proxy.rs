@@ -662,6 +662,72 @@ fn serve_names_a_listening_address_that_is_taken_instead_of_crashing() {
 }
 
 #[test]
+fn a_certificate_and_a_key_that_do_not_match_stop_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for set in ["a", "b"] {
+        let out = dir.path().join(set);
+        let (ok, _, err) = actas(
+            &dir.path().join("none.toml"),
+            &["certs", "dev", "--out", out.to_str().unwrap()],
+            None,
+        );
+        assert!(ok, "{err}");
+    }
+    copy_dir(&repo_root().join("policies"), &dir.path().join("policies"));
+    let config = dir.path().join("actas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nupgrade_sock = \"{d}/upgrade.sock\"\npid_file = \"{d}/actas.pid\"\n\
+             [tls]\nlisten = \"127.0.0.1:{port}\"\ncert = \"a/server.pem\"\nkey = \"b/server.key\"\n\
+             [upstream]\naddress = \"127.0.0.1:1\"\n\
+             [assertion]\nsigning_key = \"a/signing.key\"\n",
+            d = dir.path().display(),
+            port = free_port(),
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = actas(&config, &["check"], None);
+    assert!(!ok, "check accepts a mismatched pair: {out}");
+    assert!(err.contains("tls"), "names the section: {err}");
+    assert!(
+        err.contains("a/server.pem") && err.contains("b/server.key"),
+        "names the files: {err}"
+    );
+
+    let mut serve = std::process::Command::new(bin("actas"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("ACTAS_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            let out = serve.wait_with_output().unwrap();
+            panic!(
+                "serve keeps running with no listener:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "serve exits non-zero: {err}");
+    assert!(err.contains("tls"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn the_demo_runs_from_one_command_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -153,6 +153,20 @@ pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, V
     } else {
         "ts ASC, instance ASC, seq ASC"
     };
+    let (conditions, values) = filter_conditions(filter);
+    let sql = format!(
+        "SELECT {} FROM audit WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        COLUMNS.join(", "),
+        conditions.join(" AND "),
+        values.len() + 3,
+        values.len() + 4,
+    );
+    (sql, values)
+}
+
+/// The conditions of `filter`: `ts >= $1 AND ts < $2`, then one for each filter value given
+/// (`$3`, …), and those values in order.
+fn filter_conditions(filter: &AuditFilter) -> (Vec<String>, Vec<&str>) {
     let mut conditions = vec!["ts >= $1".to_owned(), "ts < $2".to_owned()];
     let mut values: Vec<&str> = Vec::new();
     for (column, value) in [
@@ -167,14 +181,90 @@ pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, V
             conditions.push(format!("{column} = ${}", values.len() + 2));
         }
     }
+    (conditions, values)
+}
+
+/// The query [`AuditPages`] runs: like [`audit_records_sql`] oldest first, then with
+/// `after` (`$N`, `$N+1`, `$N+2` after the filter values) only the records that sort after
+/// that `(ts, instance, seq)`, and `LIMIT` last.
+fn audit_page_sql(filter: &AuditFilter, after: bool) -> (String, Vec<&str>) {
+    let (mut conditions, values) = filter_conditions(filter);
+    let mut next = values.len() + 3;
+    if after {
+        // A row value compares the way the ORDER BY sorts (SQLite ≥ 3.15 and PostgreSQL).
+        conditions.push(format!(
+            "(ts, instance, seq) > (${}, ${}, ${})",
+            next,
+            next + 1,
+            next + 2
+        ));
+        next += 3;
+    }
     let sql = format!(
-        "SELECT {} FROM audit WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        "SELECT {} FROM audit WHERE {} ORDER BY ts ASC, instance ASC, seq ASC LIMIT ${next}",
         COLUMNS.join(", "),
         conditions.join(" AND "),
-        values.len() + 3,
-        values.len() + 4,
     );
     (sql, values)
+}
+
+/// Reads every record matching a filter, oldest first, a page at a time, for an export.
+///
+/// Each page starts after the last record of the one before by its sort key
+/// `(ts, instance, seq)` (keyset paging), not at an offset: a record is dated when its
+/// request arrived but written when it ended, so one dated earlier can land between two
+/// pages, and an offset would then shift by one and print the last record of the page
+/// before again. Such a late record sorts before the cursor and is not in this export (an
+/// export started after it was written has it); every record read appears once, in order.
+pub struct AuditPages {
+    filter: AuditFilter,
+    page_size: i64,
+    after: Option<(i64, String, i64)>,
+    done: bool,
+}
+
+impl AuditPages {
+    /// Pages of at most `page_size` records matching `filter`.
+    pub fn new(filter: AuditFilter, page_size: i64) -> AuditPages {
+        AuditPages {
+            filter,
+            page_size: page_size.max(1),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page; empty once every record has been read.
+    pub async fn next(&mut self, store: &Store) -> Result<Vec<Record>, StoreError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let (sql, values) = audit_page_sql(&self.filter, self.after.is_some());
+        // The cursor's time also raises the lower bound, so the scan of the time index
+        // starts there rather than at `since`.
+        let since = match &self.after {
+            Some((ts, _, _)) => self.filter.since.map_or(*ts, |s| s.max(*ts)),
+            None => self.filter.since.unwrap_or(i64::MIN),
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(since)
+            .bind(self.filter.until.unwrap_or(i64::MAX));
+        for v in values {
+            query = query.bind(v);
+        }
+        if let Some((ts, instance, seq)) = &self.after {
+            query = query.bind(*ts).bind(instance.as_str()).bind(*seq);
+        }
+        let rows = query.bind(self.page_size).fetch_all(store.pool()).await?;
+        let page = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        match page.last() {
+            Some(last) if page.len() as i64 >= self.page_size => {
+                self.after = Some((last.ts, last.instance.clone(), last.seq));
+            }
+            _ => self.done = true,
+        }
+        Ok(page)
+    }
 }
 
 /// One batch of audit records being written, all or none: a batch that fits one statement
@@ -293,7 +383,8 @@ impl Store {
             .collect()
     }
 
-    /// Records matching `filter`, oldest first, after `(ts, id)` cursor `after`, at most `limit`.
+    /// Records matching `filter`, oldest or newest first, from `offset` on, at most `limit`
+    /// (the audit page's numbered pages; an export reads with [`AuditPages`]).
     pub async fn audit_records(
         &self,
         filter: &AuditFilter,

@@ -91,7 +91,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(redacted_url(url)));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -158,7 +158,77 @@ impl Store {
     }
 }
 
+/// `url` fit for a message or a log: the user name and password (in the authority, or as
+/// `user=` / `password=` parameters) are replaced by `***`; scheme, host, port, database
+/// and the other parameters stay, so the reader still sees which server was meant.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user information: a password may hold a `/` or `@` that its
+    // writer did not percent-encode, and everything before the host is hidden then too.
+    let host_and_path = match before_query.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => before_query.to_owned(),
+    };
+    let mut out = format!("{scheme}://{host_and_path}");
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("user") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
 /// Converts a stored 0/1 into a bool.
 pub(crate) fn flag(v: i64) -> bool {
     v != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_url_hides_the_credentials_and_keeps_the_server() {
+        for (url, shown) in [
+            (
+                "postgres://actas:hunter2@db.example:5432/actas",
+                "postgres://***@db.example:5432/actas",
+            ),
+            (
+                "postgresql://actas@127.0.0.1/actas?sslmode=require",
+                "postgresql://***@127.0.0.1/actas?sslmode=require",
+            ),
+            (
+                "postgres://actas:p/a@ss@db:5432/actas",
+                "postgres://***@db:5432/actas",
+            ),
+            (
+                "postgres://db/actas?user=actas&password=hunter2&sslmode=require",
+                "postgres://db/actas?user=***&password=***&sslmode=require",
+            ),
+            (
+                "sqlite:///var/lib/actas/actas.db",
+                "sqlite:///var/lib/actas/actas.db",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+    }
 }
