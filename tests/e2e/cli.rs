@@ -358,6 +358,15 @@ fn a_database_password_never_appears_in_an_error() {
             !err.contains("hunter2"),
             "{args:?} shows the password: {err}"
         );
+        assert!(
+            err.contains("refused"),
+            "{args:?} says why (not only that the pool timed out): {err}"
+        );
+        assert_eq!(
+            err.matches("database error").count(),
+            1,
+            "{args:?} says it once: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }

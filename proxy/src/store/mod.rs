@@ -131,8 +131,21 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
+            .connect_with(options.clone())
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            // The pool retries until its timeout and then says only that; one direct
+            // attempt says why (connection refused, unknown host, wrong password…).
+            Err(sqlx::Error::PoolTimedOut) => {
+                use sqlx::ConnectOptions;
+                return Err(match options.connect().await {
+                    Err(why) => why.into(),
+                    Ok(_) => sqlx::Error::PoolTimedOut.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Store { pool, backend })
     }
 
