@@ -272,8 +272,20 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
             .input_file_path("/dev/stdin")
             .output_writer(std::io::stderr())
             .build();
-        let pw = rpassword::prompt_password_with_config(prompt, config)
-            .context("cannot read the password from the terminal")?;
+        // On Ctrl-C rpassword raises SIGINT while the terminal is still without echo; left
+        // to the default action, the process would die there and leave the operator's
+        // terminal silent. Ignored for the prompt, the signal lets rpassword return
+        // `Interrupted` and restore the terminal first.
+        let typed = {
+            let _ignored = IgnoreInterrupt::new();
+            rpassword::prompt_password_with_config(prompt, config)
+        };
+        let pw = match typed {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                bail!("interrupted: no password set")
+            }
+            other => other.context("cannot read the password from the terminal")?,
+        };
         if pw.is_empty() {
             bail!("no password typed");
         }
@@ -282,6 +294,26 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     password_line(&mut std::io::stdin().lock())
+}
+
+/// Ignores SIGINT while it lives, then restores what was there before.
+struct IgnoreInterrupt(libc::sighandler_t);
+
+impl IgnoreInterrupt {
+    fn new() -> IgnoreInterrupt {
+        // SAFETY: `signal` with SIG_IGN installs no code of ours; the previous disposition
+        // it returns is put back unchanged on drop.
+        IgnoreInterrupt(unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) })
+    }
+}
+
+impl Drop for IgnoreInterrupt {
+    fn drop(&mut self) {
+        if self.0 != libc::SIG_ERR {
+            // SAFETY: restores the disposition `new` found.
+            unsafe { libc::signal(libc::SIGINT, self.0) };
+        }
+    }
 }
 
 /// The first line of `input` without its line ending, as a password.

@@ -520,3 +520,60 @@ fn a_password_typed_at_a_terminal_is_not_echoed() {
         "the password typed is the one set"
     );
 }
+
+#[test]
+fn ctrl_c_at_the_password_prompt_ends_the_command_and_gives_the_terminal_back_echoing() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let stack = no_server();
+    let (mut master, slave) = openpty();
+    let mut cmd = std::process::Command::new(bin("actas"));
+    cmd.arg("--config")
+        .arg(&stack.config)
+        .args(["accounts", "add", "fay", "--role", "customer"])
+        .env("ACTAS_LOG", "warn")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start actas");
+    drop(cmd);
+    drop(slave);
+    let mut screen_reader = master.try_clone().unwrap();
+    let screen = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = screen_reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while echoes(&master) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    master.write_all(b"half a pass\x03").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the command went on: {err}");
+    assert!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status).is_none(),
+        "killed by a signal with the terminal silent: {:?}",
+        out.status
+    );
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(echoes(&master), "the terminal is left without echo");
+    drop(master);
+    screen.join().unwrap();
+    let (ok, listed, _) = stack.actas(&["accounts", "list"]);
+    assert!(ok);
+    assert!(!listed.contains("fay"), "{listed}");
+}
