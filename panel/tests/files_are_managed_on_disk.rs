@@ -5,7 +5,7 @@
 
 mod common;
 
-use actas_panel::pages::files::EDIT_BODY_LIMIT_BYTES;
+use actas_panel::pages::files::{EDIT_BODY_LIMIT_BYTES, TEXT_LIMIT_BYTES};
 use axum::http::StatusCode;
 use common::{encode, read, Panel, Part, Who};
 
@@ -283,6 +283,48 @@ async fn a_save_beyond_the_editor_limit_is_refused_and_changes_nothing() {
         reply.text()
     );
     assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
+}
+
+#[tokio::test]
+async fn a_save_larger_than_the_editor_opens_is_refused_and_changes_nothing() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let before = read(&panel.files_of("carl"), "README.txt").expect("README.txt");
+    // Within the route's body limit, but a file the editor would refuse to open again.
+    let text = "a".repeat(TEXT_LIMIT_BYTES as usize + 1);
+    let reply = panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "README.txt"), ("content", &text)],
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.text().contains("Nothing was saved"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
+    // Exactly the limit is saved.
+    let text = "a".repeat(TEXT_LIMIT_BYTES as usize);
+    panel
+        .post(
+            &carl,
+            "/files/edit",
+            &[("path", "README.txt"), ("content", &text)],
+        )
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        read(&panel.files_of("carl"), "README.txt").map(|b| b.len()),
+        Some(TEXT_LIMIT_BYTES as usize)
+    );
 }
 
 #[tokio::test]

@@ -282,18 +282,21 @@ pub async fn save(
     account: Account,
     form: Result<Form<SaveFile>, FormRejection>,
 ) -> Result<Response, PageError> {
+    let too_large = || {
+        PageError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Text too large",
+            format!(
+                "Nothing was saved: the editor saves files of up to {}. Download the file, change it on your computer, then upload it.",
+                format_size(TEXT_LIMIT_BYTES)
+            ),
+        )
+        .back_to("/files", "Back to your files")
+    };
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(PageError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Text too large",
-                format!(
-                    "Nothing was saved: the editor saves files of up to {}. Download the file, change it on your computer, then upload it.",
-                    format_size(TEXT_LIMIT_BYTES)
-                ),
-            )
-            .back_to("/files", "Back to your files"));
+            return Err(too_large());
         }
         Err(rejection) => return Ok(rejection.into_response()),
     };
@@ -319,6 +322,10 @@ pub async fn save(
     } else {
         content.replace("\r\n", "\n")
     };
+    // What the editor could not open again is not saved from it either.
+    if content.len() as u64 > TEXT_LIMIT_BYTES {
+        return Err(too_large());
+    }
     root.save(&rel, content.into_bytes()).await?;
     record(
         &panel,
