@@ -7,7 +7,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use common::{multipart, read, Panel, Part, Who, ASSERTION};
+use common::{multipart, names_in, read, Panel, Part, Who, ASSERTION};
 
 /// carl's README.txt, as text.
 fn readme(panel: &Panel) -> Option<String> {
@@ -180,13 +180,10 @@ async fn refused_changes_are_not_recorded() {
 
 /// The `file.uploaded` records of carl's feed, oldest first.
 async fn uploads_recorded(panel: &Panel) -> Vec<String> {
-    let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
-    let mut summaries: Vec<String> = store
+    let account = panel.account("carl").await;
+    let mut summaries: Vec<String> = panel
+        .state
+        .store
         .recent_activity(account.id, 100)
         .await
         .expect("activity")
@@ -200,15 +197,8 @@ async fn uploads_recorded(panel: &Panel) -> Vec<String> {
 
 /// Names in carl's top folder that are scratch files.
 fn scratch_files(panel: &Panel) -> Vec<String> {
-    std::fs::read_dir(panel.files_of("carl"))
-        .expect("dir")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+    names_in(&panel.files_of("carl"))
+        .into_iter()
         .filter(|name| name.starts_with(".actas-partial-"))
         .collect()
 }

@@ -392,18 +392,21 @@ impl App {
     /// Why `session` can no longer be used at `now`, if it cannot: revoked (by a password
     /// change, or its account disabled) or expired (its absolute end, or idle too long).
     fn session_end(&self, session: &SessionRecord, now: i64) -> Option<&'static str> {
-        let idle = ms(self.config.session.idle_timeout);
         if session.expires_at == REVOKED || session.actor.status == Status::Disabled {
             Some("revoked")
-        } else if now
-            >= session
-                .expires_at
-                .min(session.last_seen_at.saturating_add(idle))
-        {
+        } else if now >= self.session_deadline(session) {
             Some("expired")
         } else {
             None
         }
+    }
+
+    /// When a session runs out: its absolute end, or its idle limit after its last use.
+    fn session_deadline(&self, session: &SessionRecord) -> i64 {
+        let idle = ms(self.config.session.idle_timeout);
+        session
+            .expires_at
+            .min(session.last_seen_at.saturating_add(idle))
     }
 
     /// When an impersonation runs out: its hard end, or its idle limit after its last use.
@@ -427,11 +430,7 @@ impl App {
             return ("revoked", now);
         }
         let ended = if why == "expired" {
-            let idle = ms(self.config.session.idle_timeout);
-            session
-                .expires_at
-                .min(session.last_seen_at.saturating_add(idle))
-                .min(now)
+            self.session_deadline(session).min(now)
         } else {
             now
         };

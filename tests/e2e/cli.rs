@@ -454,16 +454,25 @@ fn echoes(master: &std::fs::File) -> bool {
     t.c_lflag & libc::ECHO != 0
 }
 
-#[test]
-fn a_password_typed_at_a_terminal_is_not_echoed() {
-    use std::io::{Read, Write};
+/// Runs `actas ARGS` with a new pseudo-terminal as its standard input and controlling
+/// terminal, as from a login shell, and waits until it has turned echo off (or 5 s have
+/// passed, when it never does). Returns the child, the terminal's master side to type on,
+/// and a thread collecting everything the terminal shows until the child closes it.
+fn at_a_terminal(
+    stack: &Stack,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::fs::File,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
-    let stack = no_server();
-    let (mut master, slave) = openpty();
+    let (master, slave) = openpty();
     let mut cmd = std::process::Command::new(bin("actas"));
     cmd.arg("--config")
         .arg(&stack.config)
-        .args(["accounts", "add", "eve", "--role", "customer"])
+        .args(args)
         .env("ACTAS_LOG", "warn")
         .stdin(slave.try_clone().unwrap())
         .stdout(std::process::Stdio::piped())
@@ -482,7 +491,6 @@ fn a_password_typed_at_a_terminal_is_not_echoed() {
     // Only the child may hold the terminal open: the screen ends when it exits.
     drop(cmd);
     drop(slave);
-    // Everything the terminal shows, read until the child has closed it.
     let mut screen_reader = master.try_clone().unwrap();
     let screen = std::thread::spawn(move || {
         let mut shown = Vec::new();
@@ -495,11 +503,19 @@ fn a_password_typed_at_a_terminal_is_not_echoed() {
         }
         String::from_utf8_lossy(&shown).into_owned()
     });
-    // Type once the program has turned echo off (or after 5 s, when it never does).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while echoes(&master) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (child, master, screen)
+}
+
+#[test]
+fn a_password_typed_at_a_terminal_is_not_echoed() {
+    use std::io::Write;
+    let stack = no_server();
+    let (child, mut master, screen) =
+        at_a_terminal(&stack, &["accounts", "add", "eve", "--role", "customer"]);
     master.write_all(b"typed at a terminal\n").unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -523,43 +539,10 @@ fn a_password_typed_at_a_terminal_is_not_echoed() {
 
 #[test]
 fn ctrl_c_at_the_password_prompt_ends_the_command_and_gives_the_terminal_back_echoing() {
-    use std::io::{Read, Write};
-    use std::os::unix::process::CommandExt;
+    use std::io::Write;
     let stack = no_server();
-    let (mut master, slave) = openpty();
-    let mut cmd = std::process::Command::new(bin("actas"));
-    cmd.arg("--config")
-        .arg(&stack.config)
-        .args(["accounts", "add", "fay", "--role", "customer"])
-        .env("ACTAS_LOG", "warn")
-        .stdin(slave.try_clone().unwrap())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("start actas");
-    drop(cmd);
-    drop(slave);
-    let mut screen_reader = master.try_clone().unwrap();
-    let screen = std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = screen_reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while echoes(&master) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (child, mut master, screen) =
+        at_a_terminal(&stack, &["accounts", "add", "fay", "--role", "customer"]);
     master.write_all(b"half a pass\x03").unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -90,6 +90,16 @@ impl Panel {
         self.data_dir().join("files").join(username)
     }
 
+    /// The store's account called `username` (it must exist).
+    pub async fn account(&self, username: &str) -> actas_panel::store::Account {
+        self.state
+            .store
+            .find_account(username)
+            .await
+            .expect("store")
+            .expect("account")
+    }
+
     /// A folder beside the data folder, outside every account's root.
     pub fn outside(&self) -> PathBuf {
         let path = self.dir.path().join("outside");
@@ -347,4 +357,18 @@ pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
 /// Reads a file under `root`, or `None`.
 pub fn read(root: &Path, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(root.join(rel)).ok()
+}
+
+/// The names of the entries of `dir`, in the order the directory lists them.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
 }

@@ -1199,9 +1199,7 @@ fn a_corrupt_gzip_member_is_still_an_error() {
     let mut gz = two_gzip_members(doc, 10);
     let last = gz.len() - 5;
     gz[last] ^= 0xFF; // the second member's checksum
-    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
-    let failed = inj.write(&gz).is_err() || inj.finish().is_err();
-    assert!(failed);
+    assert!(fails(&gz, ContentEncoding::Gzip));
 }
 
 #[test]
@@ -1216,31 +1214,52 @@ fn bytes_after_the_last_gzip_member_are_ignored() {
     ] {
         // Padding some servers add, a stray newline, and bytes that start like a member
         // but are not one (a lone 0x1f, then anything but 0x8b).
-        for trailer in [&b"\0"[..], b"\r\n", &[0u8; 4096], b"\x1f", b"\x1fx garbage"] {
-            let mut body = gz.clone();
-            body.extend_from_slice(trailer);
-            for chunk in [1, 7, 999, body.len()] {
-                let (out, injected) = run(&body, ContentEncoding::Gzip, chunk);
-                assert!(injected, "{label}, chunks of {chunk}");
-                assert_eq!(
-                    strip(&out, &banner()),
-                    doc.as_bytes(),
-                    "{label} + {:?}, chunks of {chunk}",
-                    &trailer[..trailer.len().min(4)]
-                );
-            }
-        }
+        let trailers = [&b"\0"[..], b"\r\n", &[0u8; 4096], b"\x1f", b"\x1fx garbage"];
+        assert_trailers_are_dropped(label, &gz, ContentEncoding::Gzip, &trailers, &doc);
     }
     // A member cut short is still an error, and so is a second member that is corrupt.
     let gz = compress(ContentEncoding::Gzip, doc.as_bytes());
-    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
-    let failed = inj.write(&gz[..gz.len() - 3]).is_err() || inj.finish().is_err();
-    assert!(failed, "a cut member");
+    assert!(
+        fails(&gz[..gz.len() - 3], ContentEncoding::Gzip),
+        "a cut member"
+    );
     let mut body = gz.clone();
     body.extend_from_slice(&[0x1f, 0x8b, 0, 0, 0]);
-    let mut inj = Injector::new(banner(), ContentEncoding::Gzip, None, false).unwrap();
-    let failed = inj.write(&body).is_err() || inj.finish().is_err();
-    assert!(failed, "a second member that is not one");
+    assert!(
+        fails(&body, ContentEncoding::Gzip),
+        "a second member that is not one"
+    );
+}
+
+/// Each of `trailers` after the compressed `stream` of `doc`, fed in chunks of 1 byte up to
+/// the whole body, leaves the document with its banner and nothing more.
+fn assert_trailers_are_dropped(
+    label: &str,
+    stream: &[u8],
+    encoding: ContentEncoding,
+    trailers: &[&[u8]],
+    doc: &str,
+) {
+    for trailer in trailers {
+        let mut body = stream.to_vec();
+        body.extend_from_slice(trailer);
+        for chunk in [1, 7, 999, body.len()] {
+            let (out, injected) = run(&body, encoding, chunk);
+            assert!(injected, "{label}, chunks of {chunk}");
+            assert_eq!(
+                strip(&out, &banner()),
+                doc.as_bytes(),
+                "{label} + {:?}, chunks of {chunk}",
+                &trailer[..trailer.len().min(4)]
+            );
+        }
+    }
+}
+
+/// Whether the injector refuses `body` (while writing it, or at its end).
+fn fails(body: &[u8], encoding: ContentEncoding) -> bool {
+    let mut inj = Injector::new(banner(), encoding, None, false).unwrap();
+    inj.write(body).is_err() || inj.finish().is_err()
 }
 
 #[test]
@@ -1251,24 +1270,12 @@ fn bytes_after_the_end_of_a_deflate_stream_are_ignored() {
     e.write_all(doc.as_bytes()).unwrap();
     let raw = e.finish().unwrap();
     for (label, stream) in [("zlib", zlib), ("raw deflate", raw)] {
-        for trailer in [&b"\0"[..], b"\r\n", b"garbage after the end", &[0u8; 4096]] {
-            let mut body = stream.clone();
-            body.extend_from_slice(trailer);
-            for chunk in [1, 7, 999, body.len()] {
-                let (out, injected) = run(&body, ContentEncoding::Deflate, chunk);
-                assert!(injected, "{label}, chunks of {chunk}");
-                assert_eq!(
-                    strip(&out, &banner()),
-                    doc.as_bytes(),
-                    "{label} + {} bytes, chunks of {chunk}",
-                    trailer.len()
-                );
-            }
-        }
+        let trailers = [&b"\0"[..], b"\r\n", b"garbage after the end", &[0u8; 4096]];
+        assert_trailers_are_dropped(label, &stream, ContentEncoding::Deflate, &trailers, &doc);
         // A stream cut short is still an error.
-        let mut inj = Injector::new(banner(), ContentEncoding::Deflate, None, false).unwrap();
-        let cut = &stream[..stream.len() / 2];
-        let failed = inj.write(cut).is_err() || inj.finish().is_err();
-        assert!(failed, "{label}");
+        assert!(
+            fails(&stream[..stream.len() / 2], ContentEncoding::Deflate),
+            "{label}"
+        );
     }
 }

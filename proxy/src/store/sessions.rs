@@ -115,9 +115,17 @@ const ACCOUNT_COLUMNS: [&str; 6] = [
     "created_at",
 ];
 
-fn select_sql() -> String {
+/// The start of every session query: a session's columns (its token hash among them, for
+/// the sweep) and both accounts it names, built once.
+fn select_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(build_select_sql);
+    &SQL
+}
+
+fn build_select_sql() -> String {
     let mut cols = vec![
         "s.id",
+        "s.token_hash",
         "s.csrf_token",
         "s.created_at",
         "s.last_seen_at",
@@ -315,7 +323,7 @@ impl Store {
     ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
         let rows = sqlx::query(&format!(
             "{} WHERE s.expires_at <= $1 OR s.last_seen_at < $2 OR a.status = $3 LIMIT $4",
-            select_sql().replacen("SELECT ", "SELECT s.token_hash, ", 1)
+            select_sql()
         ))
         .bind(now)
         .bind(idle_before)
