@@ -6,13 +6,15 @@
 //!   assertion::require_assertion   verify X-Actas-Assertion, or 401 (nothing else runs)
 //!   provision::provision_subject   first sight of the subject: create its account
 //!   pages::finish_response         error pages in the layout, security headers
+//!   binding::refuse_stale_forms    a form shown to another identity: 409, nothing runs
 //!   the route's handler            pages::<area>
 //! ```
 //!
-//! Every route, the 404 fallback included, sits behind all three. Identity comes only
+//! Every route, the 404 fallback included, sits behind all four. Identity comes only
 //! from the assertion; nothing here may read it from anywhere else.
 
 pub mod assertion;
+pub mod binding;
 pub mod config;
 pub mod fs;
 pub mod layout;
@@ -132,6 +134,7 @@ pub fn app(state: PanelState) -> Router {
         .route("/settings", get(settings::show).post(settings::save))
         .route("/activity", get(activity::list))
         .fallback(pages::not_found)
+        .layer(middleware::from_fn(binding::refuse_stale_forms))
         .layer(middleware::from_fn(pages::finish_response))
         .layer(middleware::from_fn_with_state(
             state.clone(),

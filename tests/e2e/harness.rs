@@ -708,6 +708,15 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     Some(html[start..end].replace("&amp;", "&"))
 }
 
+/// The action of the first `<form>` on a page whose action starts with `prefix`,
+/// unescaped: what a browser would send that form to.
+pub fn form_action(html: &str, prefix: &str) -> Option<String> {
+    let needle = format!("action=\"{prefix}");
+    let start = html.find(&needle)? + "action=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&amp;", "&"))
+}
+
 /// What an echo upstream saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -429,6 +429,56 @@ fn a_change_sent_after_the_impersonation_expired_is_not_made_on_the_staff_member
 }
 
 #[test]
+fn a_form_left_open_in_another_tab_is_refused_once_the_impersonation_stops_or_starts() {
+    // One browser, two tabs, one session: a form keeps acting for whom its page was shown.
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    let own_settings = ada.get("/settings").unwrap().body;
+    let save = form_action(&own_settings, "/settings?").expect("the settings form");
+    assert_eq!(save, "/settings?as=ada");
+
+    ada.impersonate("carl", "ticket #7", false);
+    let carls_files = ada.get("/files").unwrap().body;
+    let delete = form_action(&carls_files, "/files/delete?").expect("a delete form");
+    assert!(delete.starts_with("/files/delete?as=carl~"), "{delete}");
+
+    // Tab B still shows ada's own settings; saved now, they would be carl's.
+    let r = ada.post(&save, &[("contact_email", "ada@staff.example")]);
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("This form is out of date"), "{}", r.body);
+    assert!(r.body.contains("ada's own account"), "{}", r.body);
+    assert!(
+        r.body.contains("Stop impersonating"),
+        "the banner is on the refusal"
+    );
+    let carls = ada.get("/settings").unwrap().body;
+    assert!(!carls.contains("ada@staff.example"), "{carls}");
+
+    // Tab A stops; tab B still shows carl's files; Delete would remove ada's README.txt.
+    assert_eq!(ada.stop().status, StatusCode::SEE_OTHER);
+    let r = ada.post(&delete, &[("path", "README.txt")]);
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("impersonation has ended"), "{}", r.body);
+    assert_eq!(
+        ada.get("/files/view?path=README.txt").unwrap().status,
+        StatusCode::OK,
+        "ada's README.txt is still there"
+    );
+    let refused = stack.wait_audit("the refused delete", |r| {
+        r["kind"] == "request" && r["path"] == delete.as_str()
+    });
+    assert_eq!(refused["actor"], "ada");
+    assert_eq!(refused["subject"], "ada");
+    assert_eq!(refused["status"], 409);
+
+    // The same forms, opened again, work for whom they are shown to now.
+    let own_settings = ada.get("/settings").unwrap().body;
+    let save = form_action(&own_settings, "/settings?").expect("the settings form");
+    let r = ada.post(&save, &[("contact_email", "ada@staff.example")]);
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+#[test]
 fn an_impersonation_whose_browser_never_comes_back_is_ended_on_the_record() {
     // Ada impersonates carl and closes her browser: no request ever carries that token
     // again. The proxy ends the session and the impersonation all the same, at the moment

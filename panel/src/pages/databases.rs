@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{path_segment, see_other, FlashQuery, PageError};
 use crate::assertion::Identity;
+use crate::binding;
 use crate::layout::{format_time, page, Area, Flash};
 use crate::names::database_short_name;
 use crate::store::{Account, ActivityEntry, ActivityKind};
@@ -140,7 +141,7 @@ async fn render(
                                 td { code { (database.name) } }
                                 td { (format_time(database.created_at)) }
                                 td {
-                                    form.inline method="post" action={ "/databases/" (path_segment(&database.name)) "/drop" } {
+                                    form.inline method="post" action=(binding::action(identity, &format!("/databases/{}/drop", path_segment(&database.name)))) {
                                         button.danger.small type="submit" { "Drop" }
                                     }
                                 }
@@ -151,7 +152,7 @@ async fn render(
             }
             h2 { "Create a database" }
             div.card {
-                form.stack method="post" action="/databases" {
+                form.stack method="post" action=(binding::action(identity, "/databases")) {
                     label for="database-name" { "Database name" }
                     div.prefixed {
                         span { (account.username) "_" }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{path_segment, see_other, FlashQuery, PageError};
 use crate::assertion::Identity;
+use crate::binding;
 use crate::layout::{format_time, page, Area, Flash};
 use crate::names::domain_name;
 use crate::store::{Account, ActivityEntry, ActivityKind, DomainAdded};
@@ -129,7 +130,7 @@ async fn render(
                                 td { (domain.name) }
                                 td { (format_time(domain.created_at)) }
                                 td {
-                                    form.inline method="post" action={ "/domains/" (path_segment(&domain.name)) "/delete" } {
+                                    form.inline method="post" action=(binding::action(identity, &format!("/domains/{}/delete", path_segment(&domain.name)))) {
                                         button.danger.small type="submit" { "Remove" }
                                     }
                                 }
@@ -140,7 +141,7 @@ async fn render(
             }
             h2 { "Add a domain" }
             div.card {
-                form.stack method="post" action="/domains" {
+                form.stack method="post" action=(binding::action(identity, "/domains")) {
                     label for="domain-name" { "Domain name" }
                     input #domain-name type="text" name="name" value=(typed) placeholder="example.com"
                         required autocomplete="off" spellcheck="false";

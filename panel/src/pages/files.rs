@@ -19,6 +19,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{query_value, see_other, PageError};
 use crate::assertion::Identity;
+use crate::binding;
 use crate::fs::{check_name, EntryKind, FilesRoot, FsError, RelPath, Staged};
 use crate::layout::{format_size, format_time, page, Area, Flash};
 use crate::store::{Account, ActivityEntry, ActivityKind};
@@ -147,12 +148,12 @@ pub async fn list(
                                                 a.button.secondary.small href=(file_href("edit", &child)) { "Edit" }
                                                 a.button.secondary.small href=(file_href("download", &child)) { "Download" }
                                             }
-                                            form.inline method="post" action="/files/rename" {
+                                            form.inline method="post" action=(binding::action(&identity, "/files/rename")) {
                                                 input type="hidden" name="path" value=(child.to_string());
                                                 input type="text" name="new_name" value=(entry.name) aria-label={ "New name for " (entry.name) } required;
                                                 button.secondary.small type="submit" { "Rename" }
                                             }
-                                            form.inline method="post" action="/files/delete" {
+                                            form.inline method="post" action=(binding::action(&identity, "/files/delete")) {
                                                 input type="hidden" name="path" value=(child.to_string());
                                                 button.danger.small type="submit" { "Delete" }
                                             }
@@ -166,7 +167,7 @@ pub async fn list(
             }
             h2 { "New folder" }
             div.card {
-                form.inline method="post" action="/files/mkdir" {
+                form.inline method="post" action=(binding::action(&identity, "/files/mkdir")) {
                     input type="hidden" name="path" value=(rel.to_string());
                     input type="text" name="name" placeholder="images" aria-label="Folder name" required;
                     button type="submit" { "Create folder" }
@@ -174,7 +175,7 @@ pub async fn list(
             }
             h2 { "Upload a file" }
             div.card {
-                form.inline method="post" action="/files/upload" enctype="multipart/form-data" {
+                form.inline method="post" action=(binding::action(&identity, "/files/upload")) enctype="multipart/form-data" {
                     input type="hidden" name="path" value=(rel.to_string());
                     input type="file" name="file" aria-label="File to upload" required;
                     button type="submit" { "Upload" }
@@ -261,7 +262,7 @@ pub async fn edit_form(
         query.flash(),
         html! {
             (breadcrumbs(&rel))
-            form.editor method="post" action="/files/edit" {
+            form.editor method="post" action=(binding::action(&identity, "/files/edit")) {
                 input type="hidden" name="path" value=(rel.to_string());
                 // The HTML parser drops one line feed right after <textarea>; give it
                 // one to drop, so that a file starting with a blank line keeps it.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{path_segment, see_other, FlashQuery, PageError};
 use crate::assertion::Identity;
+use crate::binding;
 use crate::layout::{format_time, page, Area, Flash};
 use crate::names::mailbox_name;
 use crate::store::{Account, ActivityEntry, ActivityKind};
@@ -249,7 +250,7 @@ async fn render_mailboxes(
                                     @else { span.muted { "0" } }
                                 }
                                 td {
-                                    form.inline method="post" action={ "/mail/" (path_segment(&mailbox.name)) "/delete" } {
+                                    form.inline method="post" action=(binding::action(identity, &format!("/mail/{}/delete", path_segment(&mailbox.name)))) {
                                         button.danger.small type="submit" { "Delete" }
                                     }
                                 }
@@ -260,7 +261,7 @@ async fn render_mailboxes(
             }
             h2 { "Create a mailbox" }
             div.card {
-                form.stack method="post" action="/mail" {
+                form.stack method="post" action=(binding::action(identity, "/mail")) {
                     label for="mailbox-name" { "Mailbox name" }
                     input #mailbox-name type="text" name="name" value=(typed) placeholder="info"
                         required autocomplete="off" spellcheck="false";

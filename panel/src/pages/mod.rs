@@ -121,6 +121,21 @@ impl PageError {
         }
     }
 
+    /// The status the page is sent with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What the page says went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where the page's link leads, if it has one.
+    pub fn back(&self) -> Option<&str> {
+        self.back.as_ref().map(|(href, _)| href.as_str())
+    }
+
     /// Adds a link back to where the user came from.
     pub fn back_to(mut self, href: impl Into<String>, label: &'static str) -> Self {
         self.back = Some((href.into(), label));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{see_other, FlashQuery, PageError};
 use crate::assertion::Identity;
+use crate::binding;
 use crate::layout::{page, Area, Flash, PASSWORD_PATH};
 use crate::names::email_address;
 use crate::provision::DEFAULT_DOMAIN_SUFFIX;
@@ -105,7 +106,7 @@ fn render(identity: &Identity, flash: Option<Flash<'_>>, settings: &Settings) ->
         flash,
         html! {
             div.card {
-                form.stack method="post" action="/settings" {
+                form.stack method="post" action=(binding::action(identity, "/settings")) {
                     label for="contact-email" { "Contact email" }
                     input #contact-email type="email" name="contact_email" value=(settings.contact_email)
                         required autocomplete="email";

@@ -167,10 +167,15 @@ impl Panel {
 
     /// POST multipart parts with a good assertion for `who`.
     pub async fn upload(&self, who: &Who, parts: &[Part<'_>]) -> Reply {
+        self.upload_at(who, "/files/upload", parts).await
+    }
+
+    /// POST multipart parts to `uri` (the upload route with a query) for `who`.
+    pub async fn upload_at(&self, who: &Who, uri: &str, parts: &[Part<'_>]) -> Reply {
         let (content_type, body) = multipart(parts);
         let request = Request::builder()
             .method(Method::POST)
-            .uri("/files/upload")
+            .uri(uri)
             .header(header::CONTENT_TYPE, content_type)
             .header(ASSERTION, self.token(who))
             .body(Body::from(body))
@@ -222,6 +227,8 @@ pub struct Who {
     pub subject: String,
     pub role: String,
     pub actor: Option<(String, String)>,
+    /// The impersonation id sent while `actor` impersonates (`imp-1` unless changed).
+    pub impersonation: String,
 }
 
 impl Who {
@@ -230,6 +237,7 @@ impl Who {
             subject: username.to_owned(),
             role: "customer".to_owned(),
             actor: None,
+            impersonation: "imp-1".to_owned(),
         }
     }
 
@@ -238,6 +246,7 @@ impl Who {
             subject: username.to_owned(),
             role: role.to_owned(),
             actor: None,
+            impersonation: "imp-1".to_owned(),
         }
     }
 
@@ -247,7 +256,14 @@ impl Who {
             subject: subject.to_owned(),
             role: "customer".to_owned(),
             actor: Some((actor.to_owned(), actor_role.to_owned())),
+            impersonation: "imp-1".to_owned(),
         }
+    }
+
+    /// The same identity in another impersonation.
+    pub fn in_impersonation(mut self, id: &str) -> Who {
+        self.impersonation = id.to_owned();
+        self
     }
 
     /// The claims the proxy would send for this identity.
@@ -266,7 +282,7 @@ impl Who {
         });
         if let Some((actor, role)) = &self.actor {
             claims["act"] = json!({"sub": actor, "role": role, "name": format!("{actor} Display")});
-            claims["imp"] = json!("imp-1");
+            claims["imp"] = json!(self.impersonation);
         }
         claims
     }
