@@ -55,11 +55,7 @@ async fn two_accounts() -> (Panel, Who, Who) {
 
 async fn carl_message_ids(panel: &Panel) -> Vec<i64> {
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     store
         .list_messages(account.id, "postmaster")
         .await
@@ -141,11 +137,7 @@ async fn mailboxes_and_messages_are_private() {
     assert!(text.contains("<span class=\"badge\">3</span>"), "{text}");
     // And carl cannot read dora's through his own mailbox either.
     let store = &panel.state.store;
-    let dora_account = store
-        .find_account("dora")
-        .await
-        .expect("store")
-        .expect("account");
+    let dora_account = panel.account("dora").await;
     let dora_ids: Vec<i64> = store
         .list_messages(dora_account.id, "postmaster")
         .await
@@ -259,11 +251,7 @@ async fn settings_activity_and_dashboard_are_private() {
         "dora's dashboard mentions carl"
     );
     let store = &panel.state.store;
-    let dora_account = store
-        .find_account("dora")
-        .await
-        .expect("store")
-        .expect("account");
+    let dora_account = panel.account("dora").await;
     let summary = store
         .account_summary(dora_account.id)
         .await

@@ -22,11 +22,7 @@ async fn the_first_visit_creates_the_account_and_its_resources() {
     assert!(root.join("README.txt").is_file());
 
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     let domains = store.list_domains(account.id).await.expect("domains");
     assert_eq!(domains.len(), 1);
     assert_eq!(domains[0].name, "carl.example.test");
@@ -84,11 +80,7 @@ async fn later_visits_provision_nothing_more() {
         assert_eq!(panel.get(&carl, "/").await.status, StatusCode::OK);
     }
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     assert_eq!(
         store
             .recent_activity(account.id, 10)
@@ -121,11 +113,7 @@ async fn racing_first_requests_provision_exactly_once() {
         assert_eq!(status.expect("task"), StatusCode::OK);
     }
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     assert_eq!(
         store
             .recent_activity(account.id, 50)
@@ -160,11 +148,7 @@ async fn a_username_that_is_no_hostname_starts_without_a_default_domain() {
     let reply = panel.get(&Who::customer("ada_l"), "/mail").await;
     assert_eq!(reply.status, StatusCode::OK);
     let store = &panel.state.store;
-    let account = store
-        .find_account("ada_l")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("ada_l").await;
     assert!(store
         .list_domains(account.id)
         .await
@@ -190,21 +174,13 @@ async fn a_default_domain_already_hosted_elsewhere_is_left_with_its_owner() {
         StatusCode::OK
     );
     let store = &panel.state.store;
-    let carl = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let carl = panel.account("carl").await;
     assert!(store
         .list_domains(carl.id)
         .await
         .expect("domains")
         .is_empty());
-    let dora = store
-        .find_account("dora")
-        .await
-        .expect("store")
-        .expect("account");
+    let dora = panel.account("dora").await;
     let names: Vec<String> = store
         .list_domains(dora.id)
         .await

@@ -29,11 +29,7 @@ async fn a_change_made_while_impersonating_names_the_actor_on_behalf_of_the_subj
     assert!(text.contains("Added domain fixed.example.com"));
 
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     let newest = &store
         .recent_activity(account.id, 1)
         .await
@@ -113,11 +109,7 @@ async fn every_kind_of_change_is_recorded_newest_first() {
         .assert_redirect("/files");
 
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     let kinds: Vec<String> = store
         .recent_activity(account.id, 100)
         .await
@@ -163,11 +155,7 @@ async fn refused_changes_are_not_recorded() {
         .await;
     panel.post(&carl, "/databases/carl_nope/drop", &[]).await;
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     assert_eq!(
         store
             .recent_activity(account.id, 100)

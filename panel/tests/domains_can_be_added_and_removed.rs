@@ -61,13 +61,7 @@ async fn an_invalid_domain_is_refused_with_422_and_not_added() {
         let reply = panel.post(&carl, "/domains", &[("name", &name)]).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
     }
-    let account = panel
-        .state
-        .store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     let domains = panel
         .state
         .store

@@ -14,11 +14,7 @@ async fn messages(panel: &Panel, username: &str) -> Vec<(i64, String, String)> {
     panel.get(&Who::customer(username), "/mail").await;
     let store = &panel.state.store;
     let pool = sqlite(panel).await;
-    let account = store
-        .find_account(username)
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account(username).await;
     let headers = store
         .list_messages(account.id, "postmaster")
         .await

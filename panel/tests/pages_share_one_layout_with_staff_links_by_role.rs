@@ -80,11 +80,7 @@ async fn every_page_uses_the_shared_layout() {
         assert!(reply.text().contains("(customer)"), "{uri}");
     }
     let store = &panel.state.store;
-    let account = store
-        .find_account("carl")
-        .await
-        .expect("store")
-        .expect("account");
+    let account = panel.account("carl").await;
     let id = store
         .list_messages(account.id, "postmaster")
         .await
