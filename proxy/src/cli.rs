@@ -24,14 +24,9 @@ const DEFAULT_CONFIG: &str = "actas.toml";
 #[derive(Parser, Debug)]
 #[command(name = "actas", version, about)]
 pub struct Cli {
-    /// The configuration file.
-    #[arg(
-        long,
-        global = true,
-        env = "ACTAS_CONFIG",
-        default_value = DEFAULT_CONFIG
-    )]
-    pub config: PathBuf,
+    /// The configuration file [default: actas.toml].
+    #[arg(long, global = true, env = "ACTAS_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -329,20 +324,29 @@ fn password_line(input: &mut impl BufRead) -> anyhow::Result<String> {
     Ok(pw)
 }
 
+impl Cli {
+    /// The configuration file: the one named, or `actas.toml`.
+    pub fn config_path(&self) -> &Path {
+        self.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG))
+    }
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_path = cli.config_path().to_owned();
+    let named = cli.config.is_some();
     match cli.command {
         Command::Serve { upgrade } => {
-            let config = Config::load(&cli.config)?;
+            let config = Config::load(&config_path)?;
             crate::server::serve(config, upgrade)
         }
         Command::Demo(args) => crate::demo::run(args),
         Command::Check => {
-            let config = Config::load(&cli.config)?;
+            let config = Config::load(&config_path)?;
             let prepared = runtime()?.block_on(crate::server::prepare(&config))?;
             println!(
                 "{}: OK (listeners: {}{}; upstream {}; {}; database {:?})",
-                cli.config.display(),
+                config_path.display(),
                 config
                     .tls
                     .as_ref()
@@ -360,11 +364,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts(cmd) => {
-            let config = Config::load(&cli.config)?;
+            let config = Config::load(&config_path)?;
             runtime()?.block_on(accounts(&config, cmd))
         }
         Command::Audit(cmd) => {
-            let config = Config::load(&cli.config)?;
+            let config = Config::load(&config_path)?;
             runtime()?.block_on(audit(&config, cmd))
         }
         Command::Certs(CertsCommand::Dev { out, names, force }) => {
@@ -379,7 +383,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Policy(cmd) => policy(&cli.config, cmd),
+        Command::Policy(cmd) => policy(&config_path, named, cmd),
     }
 }
 
@@ -695,7 +699,8 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
+/// `named`: the file was given by `--config` or `ACTAS_CONFIG`, not taken by default.
+fn policy(config_path: &Path, named: bool, cmd: PolicyCommand) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::Test { dir } => {
             let dir = match dir {
@@ -703,11 +708,11 @@ fn policy(config_path: &Path, cmd: PolicyCommand) -> anyhow::Result<()> {
                 None => match Config::load(config_path) {
                     Ok(c) => c.policy.dir,
                     // Only the default file may be absent, as when trying policies out in a
-                    // checkout: a configuration that exists, or was named, and cannot be
-                    // used is an error, not a reason to test some other directory.
+                    // checkout: a configuration that exists, or was named (even as
+                    // `actas.toml`), and cannot be used is an error, not a reason to test
+                    // some other directory.
                     Err(ConfigError::Read { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound
-                            && config_path == Path::new(DEFAULT_CONFIG) =>
+                        if source.kind() == std::io::ErrorKind::NotFound && !named =>
                     {
                         PathBuf::from("policies")
                     }

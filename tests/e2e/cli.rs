@@ -411,6 +411,10 @@ fn policy_test_with_a_broken_config_fails_instead_of_testing_another_directory()
     let (ok, err) = policy_test_in(dir.path(), Some(&dir.path().join("missing.toml")));
     assert!(!ok, "a --config that does not exist is an error");
     assert!(err.contains("missing.toml"), "{err}");
+    // Named, the default's own name is no exception: the operator meant that file.
+    let (ok, err) = policy_test_in(dir.path(), Some(std::path::Path::new("actas.toml")));
+    assert!(!ok, "--config actas.toml that does not exist is an error");
+    assert!(err.contains("actas.toml"), "{err}");
 
     // The default file, present but broken, is an error too.
     std::fs::copy(&broken, dir.path().join("actas.toml")).unwrap();
