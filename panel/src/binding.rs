@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::assertion::Identity;
+use crate::names::is_valid_username;
 use crate::pages::PageError;
 
 /// The query parameter that carries the binding.
@@ -68,7 +69,7 @@ pub async fn refuse_stale_forms(request: Request, next: Next) -> Response {
         None => next.run(request).await,
         Some(shown_to) => {
             tracing::warn!(
-                form_for = %shown_to,
+                form_for = ?shown_to,
                 now = %current,
                 path = %request.uri().path(),
                 "stale form refused"
@@ -90,6 +91,8 @@ fn refusal(identity: &Identity, shown_to: &str, path: &str) -> PageError {
         None => (shown_to, None),
     };
     let was = match impersonation {
+        // The binding came back from the browser: show only a name the panel could have put.
+        _ if !is_valid_username(subject) => "This form was shown to someone else.".to_owned(),
         Some(_) if identity.impersonation_id.is_some() && subject == identity.subject => {
             format!("This form was shown during an earlier impersonation of {subject}.")
         }
@@ -109,7 +112,7 @@ fn refusal(identity: &Identity, shown_to: &str, path: &str) -> PageError {
         StatusCode::CONFLICT,
         "This form is out of date",
         format!(
-            "{was} {now} It was not sent to avoid changing the wrong account: nothing was changed. Open the page again and repeat what you meant to do."
+            "{was} {now} So that it does not change the wrong account, the panel did not act on it: nothing was changed. Open the page again and repeat what you meant to do."
         ),
     )
     .back_to(area_of(path), "Open the page again")
@@ -182,5 +185,10 @@ mod tests {
         assert!(again.message().contains("earlier impersonation of carl"));
         assert_eq!(again.back(), Some("/domains"));
         assert_eq!(refusal(&ada, "ada", "/nowhere").back(), Some("/"));
+        let forged = refusal(&ada, "<b>x</b> is an admin~i", "/settings");
+        assert!(forged
+            .message()
+            .starts_with("This form was shown to someone else."));
+        assert!(!forged.message().contains("admin"));
     }
 }
