@@ -17,11 +17,12 @@
 //! so scripts can post without reading a page first.
 
 use axum::extract::{Query, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::assertion::Identity;
+use crate::layout::area_home;
 use crate::names::is_valid_username;
 use crate::pages::PageError;
 
@@ -50,7 +51,7 @@ pub fn action(identity: &Identity, path: &str) -> String {
 
 /// Middleware after provisioning: refuses a form shown to another identity.
 pub async fn refuse_stale_forms(request: Request, next: Next) -> Response {
-    if is_safe(request.method()) {
+    if request.method().is_safe() {
         return next.run(request).await;
     }
     let Some(identity) = request.extensions().get::<Identity>() else {
@@ -77,10 +78,6 @@ pub async fn refuse_stale_forms(request: Request, next: Next) -> Response {
             refusal(identity, &shown_to, request.uri().path()).into_response()
         }
     }
-}
-
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// The 409 page: whom the form was for, whom a request acts as now, and that nothing
@@ -115,20 +112,7 @@ fn refusal(identity: &Identity, shown_to: &str, path: &str) -> PageError {
             "{was} {now} So that it does not change the wrong account, the panel did not act on it: nothing was changed. Open the page again and repeat what you meant to do."
         ),
     )
-    .back_to(area_of(path), "Open the page again")
-}
-
-/// The page listing what `path` changes: `/files/delete` → `/files`.
-fn area_of(path: &str) -> &'static str {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    match first {
-        "domains" => "/domains",
-        "files" => "/files",
-        "databases" => "/databases",
-        "mail" => "/mail",
-        "settings" => "/settings",
-        _ => "/",
-    }
+    .back_to(area_home(path), "Open the page again")
 }
 
 #[cfg(test)]

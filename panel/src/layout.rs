@@ -42,6 +42,17 @@ const AREAS: [(Area, &str, &str); 7] = [
     (Area::Activity, "/activity", "Activity"),
 ];
 
+/// The page of the sidebar area that `path` belongs to (`/files/delete` → `/files`), or
+/// the dashboard.
+pub fn area_home(path: &str) -> &'static str {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    AREAS
+        .iter()
+        .map(|(_, href, _)| *href)
+        .find(|href| !first.is_empty() && href[1..] == *first)
+        .unwrap_or("/")
+}
+
 /// The proxy's account directory (staff only).
 pub const ACCOUNTS_PATH: &str = "/_actas/accounts";
 /// The proxy's audit viewer (admins only).

@@ -7,12 +7,19 @@ mod common;
 
 use actas_panel::pages::files::{EDIT_BODY_LIMIT_BYTES, TEXT_LIMIT_BYTES};
 use axum::http::StatusCode;
-use common::{encode, read, Panel, Part, Who};
+use common::{encode, read, Panel, Part, Reply, Who};
 
 async fn provisioned(panel: &Panel) -> Who {
     let carl = Who::customer("carl");
     panel.get(&carl, "/").await;
     carl
+}
+
+/// Sends the editor's form: `content` saved to `path`.
+async fn save(panel: &Panel, who: &Who, path: &str, content: &str) -> Reply {
+    panel
+        .post(who, "/files/edit", &[("path", path), ("content", content)])
+        .await
 }
 
 #[tokio::test]
@@ -175,16 +182,13 @@ async fn a_text_file_is_viewed_escaped_and_edited() {
         .text()
         .contains("name=\"path\" value=\"public_html/index.html\""));
 
-    let reply = panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[
-                ("path", "public_html/index.html"),
-                ("content", "<p>new</p>\r\nline two\r\n"),
-            ],
-        )
-        .await;
+    let reply = save(
+        &panel,
+        &carl,
+        "public_html/index.html",
+        "<p>new</p>\r\nline two\r\n",
+    )
+    .await;
     reply.assert_redirect("/files?path=public_html&notice=");
     assert_eq!(
         read(&panel.files_of("carl"), "public_html/index.html").as_deref(),
@@ -249,12 +253,7 @@ async fn a_large_non_ascii_file_is_opened_and_saved() {
     std::fs::write(panel.files_of("carl").join("accents.txt"), &text).expect("write");
     let reply = panel.get(&carl, "/files/edit?path=accents.txt").await;
     assert_eq!(reply.status, StatusCode::OK);
-    panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "accents.txt"), ("content", &text)],
-        )
+    save(&panel, &carl, "accents.txt", &text)
         .await
         .assert_redirect("/files?path=&notice=");
     assert_eq!(
@@ -269,13 +268,7 @@ async fn a_save_beyond_the_editor_limit_is_refused_and_changes_nothing() {
     let carl = provisioned(&panel).await;
     let before = read(&panel.files_of("carl"), "README.txt").expect("README.txt");
     let text = "a".repeat(EDIT_BODY_LIMIT_BYTES);
-    let reply = panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "README.txt"), ("content", &text)],
-        )
-        .await;
+    let reply = save(&panel, &carl, "README.txt", &text).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         reply.text().contains("Nothing was saved"),
@@ -292,13 +285,7 @@ async fn a_save_larger_than_the_editor_opens_is_refused_and_changes_nothing() {
     let before = read(&panel.files_of("carl"), "README.txt").expect("README.txt");
     // Within the route's body limit, but a file the editor would refuse to open again.
     let text = "a".repeat(TEXT_LIMIT_BYTES as usize + 1);
-    let reply = panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "README.txt"), ("content", &text)],
-        )
-        .await;
+    let reply = save(&panel, &carl, "README.txt", &text).await;
     assert_eq!(
         reply.status,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -313,12 +300,7 @@ async fn a_save_larger_than_the_editor_opens_is_refused_and_changes_nothing() {
     assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
     // Exactly the limit is saved.
     let text = "a".repeat(TEXT_LIMIT_BYTES as usize);
-    panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "README.txt"), ("content", &text)],
-        )
+    save(&panel, &carl, "README.txt", &text)
         .await
         .assert_redirect("/files?path=&notice=");
     assert_eq!(
@@ -345,12 +327,7 @@ async fn a_save_without_content_is_refused_and_an_empty_content_empties_the_file
     );
     assert_eq!(read(&panel.files_of("carl"), "README.txt"), Some(before));
 
-    panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "README.txt"), ("content", "")],
-        )
+    save(&panel, &carl, "README.txt", "")
         .await
         .assert_redirect("/files?path=&notice=");
     assert_eq!(
@@ -364,12 +341,7 @@ async fn a_crlf_file_keeps_its_line_endings() {
     let panel = Panel::start().await;
     let carl = provisioned(&panel).await;
     std::fs::write(panel.files_of("carl").join("dos.txt"), "a\r\nb\r\n").expect("write");
-    panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "dos.txt"), ("content", "a\r\nc\r\n")],
-        )
+    save(&panel, &carl, "dos.txt", "a\r\nc\r\n")
         .await
         .assert_redirect("/files");
     assert_eq!(
@@ -586,13 +558,7 @@ async fn a_folder_is_not_opened_as_a_file_nor_a_file_as_a_folder() {
             .status,
         StatusCode::BAD_REQUEST
     );
-    let reply = panel
-        .post(
-            &carl,
-            "/files/edit",
-            &[("path", "public_html"), ("content", "x")],
-        )
-        .await;
+    let reply = save(&panel, &carl, "public_html", "x").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(panel
         .files_of("carl")

@@ -230,7 +230,7 @@ async fn a_form_from_an_earlier_impersonation_of_the_same_customer_is_refused() 
         .post(
             &second,
             "/domains?as=carl~first",
-            &[("name", "carl.example")],
+            &[("name", "fresh.example")],
         )
         .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);

@@ -703,7 +703,11 @@ fn enc(s: &str) -> String {
 /// The value of a hidden input `name` in an HTML page.
 pub fn hidden(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
+    quoted_from(html, html.find(&needle)? + needle.len())
+}
+
+/// The attribute value that starts at `html[start..]`, up to its closing quote, unescaped.
+fn quoted_from(html: &str, start: usize) -> Option<String> {
     let end = html[start..].find('"')? + start;
     Some(html[start..end].replace("&amp;", "&"))
 }
@@ -712,9 +716,7 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
 /// unescaped: what a browser would send that form to.
 pub fn form_action(html: &str, prefix: &str) -> Option<String> {
     let needle = format!("action=\"{prefix}");
-    let start = html.find(&needle)? + "action=\"".len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
+    quoted_from(html, html.find(&needle)? + "action=\"".len())
 }
 
 /// What an echo upstream saw of one request.
