@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::audit::chain::Verifier;
 use crate::config::{Config, ConfigError};
 use crate::directory::{hash_password, valid_username, Role, Status};
-use crate::store::audit::{AuditFilter, AuditPages};
+use crate::store::audit::{AuditFilter, AuditFrom, AuditPages};
 use crate::store::directory::NewAccount;
 use crate::store::Store;
 
@@ -660,7 +660,9 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                 }
             }
             let filter = AuditFilter::default();
-            let mut newest = store.audit_records(&filter, true, 0, lines.max(1)).await?;
+            let mut newest = store
+                .audit_records(&filter, true, &AuditFrom::First, lines.max(1))
+                .await?;
             newest.reverse();
             let printed: std::collections::HashSet<String> =
                 newest.iter().map(|r| r.id.clone()).collect();

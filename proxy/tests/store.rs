@@ -6,7 +6,7 @@
 use actas_proxy::audit::chain::{compute_hash, Verifier, GENESIS};
 use actas_proxy::audit::Record;
 use actas_proxy::directory::{Role, Status};
-use actas_proxy::store::audit::AuditFilter;
+use actas_proxy::store::audit::{AuditFilter, AuditFrom, AuditKey};
 use actas_proxy::store::directory::NewAccount;
 use actas_proxy::store::sessions::{NewImpersonation, NewSession};
 use actas_proxy::store::{now_ms, Backend, Store, StoreError};
@@ -378,7 +378,11 @@ async fn audit_records_round_trip_exactly_and_chains_stay_apart() {
             ..AuditFilter::default()
         };
         assert_eq!(
-            store.audit_records(&f, true, 0, 5).await.unwrap()[0].seq,
+            store
+                .audit_records(&f, true, &AuditFrom::First, 5)
+                .await
+                .unwrap()[0]
+                .seq,
             1200
         );
     }
@@ -423,6 +427,102 @@ async fn an_export_read_page_by_page_repeats_no_record_when_an_older_one_lands_b
 }
 
 #[tokio::test]
+async fn the_audit_log_is_read_a_page_at_a_time_by_key_either_way_and_pages_do_not_shift() {
+    for (store, _dir) in backends("audkey").await {
+        let base = now_ms();
+        // Two chains whose records share milliseconds (three to one, in both chains), so
+        // only the whole key (ts, instance, seq) says where a record is; every seventh is
+        // rita's, which the filter leaves out.
+        let vary = |r: &mut Record| {
+            r.ts = base + r.seq / 3;
+            if r.seq % 7 == 0 {
+                r.actor = Some("rita".into());
+            }
+        };
+        let mut written = chain("x", 25, vary);
+        written.extend(chain("y", 25, vary));
+        store.insert_audit(&written).await.unwrap();
+        let filter = AuditFilter {
+            actor: Some("ada".into()),
+            ..AuditFilter::default()
+        };
+        let key = |r: &Record| (r.ts, r.instance.clone(), r.seq);
+        let mut newest_first: Vec<Record> = written
+            .iter()
+            .filter(|r| r.actor.as_deref() == Some("ada"))
+            .cloned()
+            .collect();
+        newest_first.sort_by_key(|r| std::cmp::Reverse(key(r)));
+        let ids = |rs: &[Record]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        let read = |newest: bool, from: AuditFrom| {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move {
+                store
+                    .audit_records(&filter, newest, &from, 7)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // Newest first, older page after older page: every record once, in order.
+        let mut walked = Vec::new();
+        let mut from = AuditFrom::First;
+        loop {
+            let page = read(true, from).await;
+            walked.extend(page.iter().cloned());
+            match page.last() {
+                Some(last) if page.len() == 7 => from = AuditFrom::Before(AuditKey::of(last)),
+                _ => break,
+            }
+        }
+        assert_eq!(ids(&walked), ids(&newest_first));
+        // Oldest first, later page after later page: the same, the other way round.
+        let mut oldest_first = newest_first.clone();
+        oldest_first.reverse();
+        let mut walked = Vec::new();
+        let mut from = AuditFrom::First;
+        loop {
+            let page = read(false, from).await;
+            walked.extend(page.iter().cloned());
+            match page.last() {
+                Some(last) if page.len() == 7 => from = AuditFrom::After(AuditKey::of(last)),
+                _ => break,
+            }
+        }
+        assert_eq!(ids(&walked), ids(&oldest_first));
+
+        // Back the other way from a key: the records nearest to it, in the order shown.
+        let k = AuditKey::of(&newest_first[20]);
+        assert_eq!(
+            ids(&read(true, AuditFrom::After(k.clone())).await),
+            ids(&newest_first[13..20]),
+            "newer than the key, newest first"
+        );
+        assert_eq!(
+            ids(&read(false, AuditFrom::Before(k.clone())).await),
+            ids(&oldest_first[oldest_first.len() - 28..oldest_first.len() - 21]),
+            "older than the key, oldest first"
+        );
+        assert!(read(true, AuditFrom::After(AuditKey::of(&newest_first[0])))
+            .await
+            .is_empty());
+
+        // Records written while someone reads do not shift the next page.
+        let first = read(true, AuditFrom::First).await;
+        let second = read(true, AuditFrom::Before(AuditKey::of(&first[6]))).await;
+        let newer = chain("z", 10, |r| r.ts = base + 1_000 + r.seq);
+        store.insert_audit(&newer).await.unwrap();
+        let again = read(true, AuditFrom::Before(AuditKey::of(&first[6]))).await;
+        assert_eq!(ids(&again), ids(&second), "the second page as it was");
+        assert_eq!(
+            read(true, AuditFrom::First).await[0].instance,
+            "z",
+            "the first page now starts with the newest"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_audit_batch_refuses_rows_beyond_what_it_was_begun_for() {
     for (store, _dir) in backends("audb").await {
         // A lone-statement batch (no transaction) would write a second statement on its
@@ -461,7 +561,12 @@ async fn audit_filters_find_exactly_the_matching_records_and_use_their_index() {
         store.insert_audit(&batch).await.unwrap();
         let count = |f: AuditFilter| {
             let store = store.clone();
-            async move { store.audit_records(&f, true, 0, 100).await.unwrap() }
+            async move {
+                store
+                    .audit_records(&f, true, &AuditFrom::First, 100)
+                    .await
+                    .unwrap()
+            }
         };
         let by_actor = count(AuditFilter {
             actor: Some("ada".into()),
@@ -520,7 +625,8 @@ async fn audit_filters_find_exactly_the_matching_records_and_use_their_index() {
                     },
                 ),
             ] {
-                let (sql, values) = actas_proxy::store::audit::audit_records_sql(&filter, true);
+                let (sql, values) =
+                    actas_proxy::store::audit::audit_records_sql(&filter, false, None);
                 let explain = format!("EXPLAIN QUERY PLAN {sql}");
                 let mut q = sqlx::query(&explain).bind(i64::MIN).bind(i64::MAX);
                 for v in values {
@@ -528,7 +634,6 @@ async fn audit_filters_find_exactly_the_matching_records_and_use_their_index() {
                 }
                 let plan: Vec<String> = q
                     .bind(100_i64)
-                    .bind(0_i64)
                     .fetch_all(store.pool())
                     .await
                     .unwrap()
@@ -625,7 +730,10 @@ async fn made_during(store: &Store, impersonation_id: &str) -> Vec<Record> {
         impersonation_id: Some(impersonation_id.into()),
         ..AuditFilter::default()
     };
-    store.audit_records(&filter, false, 0, 500).await.unwrap()
+    store
+        .audit_records(&filter, false, &AuditFrom::First, 500)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -387,6 +387,83 @@ fn admins_browse_the_audit_log_and_see_one_impersonation_on_one_page() {
     );
 }
 
+/// The rows of an audit page, as their "Request" column reads (`GET /?n=7`).
+fn audit_rows(page: &str) -> Vec<String> {
+    page.split("<tr><td>")
+        .skip(1)
+        .filter_map(|row| row.split("<td>").nth(4)?.split("</td>").next())
+        .map(|cell| cell.trim().to_owned())
+        .collect()
+}
+
+/// The address of the audit page's link whose text is `label`.
+fn pager_link(page: &str, label: &str) -> Option<String> {
+    let end = page.find(&format!("\">{label}</a>"))?;
+    let start = page[..end].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+#[test]
+fn the_audit_page_pages_by_record_and_a_page_does_not_shift_when_records_arrive() {
+    let stack = Stack::start();
+    let carl = stack.signed_in("carl");
+    for n in 1..=110 {
+        carl.get(&format!("/?n={n}")).unwrap();
+    }
+    stack.wait_audit("carl's 110th request", |r| r["path"] == "/?n=110");
+    let ada = stack.signed_in("ada");
+    let visits = |from: u32, to: u32| -> Vec<String> {
+        (from..=to).rev().map(|n| format!("GET /?n={n}")).collect()
+    };
+
+    let first = ada.get("/_actas/audit?actor=carl").unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(audit_rows(&first.body), visits(11, 110), "the newest 100");
+    assert_eq!(pager_link(&first.body, "← Newer"), None);
+    assert_eq!(pager_link(&first.body, "⇤ Newest"), None);
+    let older = pager_link(&first.body, "Older →").expect("a link to older records");
+    assert!(older.contains("actor=carl"), "the filter is kept: {older}");
+
+    let second = ada.get(&older).unwrap();
+    let rows = audit_rows(&second.body);
+    assert_eq!(rows[..10], visits(1, 10)[..], "then the ten older visits");
+    assert!(rows[10..].iter().all(|r| !r.contains("/?n=")), "{rows:?}");
+    assert_eq!(pager_link(&second.body, "Older →"), None, "nothing older");
+
+    // Carl goes on; the second page is the one it was, not shifted by five.
+    for n in 111..=115 {
+        carl.get(&format!("/?n={n}")).unwrap();
+    }
+    stack.wait_audit("carl's 115th request", |r| r["path"] == "/?n=115");
+    assert_eq!(audit_rows(&ada.get(&older).unwrap().body), rows);
+    // Back from the second page: the 100 newer than it, with more above.
+    let newer = pager_link(&second.body, "← Newer").expect("a link to newer records");
+    let back = ada.get(&newer).unwrap();
+    assert_eq!(audit_rows(&back.body), visits(11, 110));
+    let newest = ada
+        .get(&pager_link(&back.body, "← Newer").expect("the five new ones are newer"))
+        .unwrap();
+    assert_eq!(audit_rows(&newest.body), visits(111, 115));
+    assert_eq!(pager_link(&newest.body, "← Newer"), None);
+    let start = pager_link(&back.body, "⇤ Newest").expect("a link to the first page");
+    assert_eq!(audit_rows(&ada.get(&start).unwrap().body), visits(16, 115));
+
+    // Links and filters that are not what the page writes are refused, not ignored.
+    for bad in [
+        "/_actas/audit?older=yesterday",
+        "/_actas/audit?older=1.2.",
+        "/_actas/audit?newer=1.x.actas-1",
+        "/_actas/audit?older=1.2.a&newer=1.2.a",
+        "/_actas/audit?since=last+week",
+        "/_actas/audit?until=2026-13-01T00:00",
+        "/_actas/audit?kind=everything",
+    ] {
+        let reply = ada.get(bad).unwrap();
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(reply.body.contains("Bad request"), "{bad}: {}", reply.body);
+    }
+}
+
 #[test]
 fn customers_see_who_signed_in_as_them_and_why() {
     let stack = Stack::start();

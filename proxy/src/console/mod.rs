@@ -20,7 +20,7 @@ use crate::app::{App, ImpersonationRequest, LoginOutcome, Origin, StartOutcome};
 use crate::audit::Kind;
 use crate::directory::Role;
 use crate::session::{self, COOKIE_NAME, LOGIN_COOKIE_NAME};
-use crate::store::audit::AuditFilter;
+use crate::store::audit::{AuditFilter, AuditFrom, AuditKey};
 use crate::store::sessions::SessionRecord;
 use guard::{form, local_path, same_origin, secrets_equal};
 use pages::Viewer;
@@ -588,6 +588,19 @@ fn parse_local_time(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// A page link's key of the audit page: `<ts>.<seq>.<instance>` (the instance last, as it
+/// may hold dots). `None` for anything else.
+fn parse_audit_key(s: &str) -> Option<AuditKey> {
+    if s.len() > 200 {
+        return None;
+    }
+    let mut parts = s.splitn(3, '.');
+    let ts = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let instance = parts.next().filter(|i| !i.is_empty())?.to_owned();
+    Some(AuditKey { ts, instance, seq })
+}
+
 async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
     if session.actor.role != Role::Admin || session.impersonation.is_some() {
         return not_allowed(
@@ -608,15 +621,56 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
         kind: get("kind"),
         since: get("since"),
         until: get("until"),
-        page: get("page").parse::<i64>().unwrap_or(1).clamp(1, 100_000),
+    };
+    let bad = |detail: &str| {
+        Response::html(
+            400,
+            pages::error(Some(&viewer(session)), "Bad request", detail),
+        )
+    };
+    let kind = match aq.kind.as_str() {
+        "" => None,
+        k => match Kind::parse(k) {
+            Some(k) => Some(k.as_str().to_owned()),
+            None => return bad("There is no such kind of audit record."),
+        },
+    };
+    let mut times = [None, None];
+    for (slot, (value, what)) in times
+        .iter_mut()
+        .zip([(&aq.since, "From"), (&aq.until, "Until")])
+    {
+        if !value.is_empty() {
+            match parse_local_time(value) {
+                Some(t) => *slot = Some(t),
+                None => {
+                    return bad(&format!(
+                        "{what} is not a date and time: write it as 2026-11-30T14:05 (UTC)."
+                    ))
+                }
+            }
+        }
+    }
+    let [since, until] = times;
+    let from = match (q.get("older"), q.get("newer")) {
+        (None, None) => AuditFrom::First,
+        (Some(k), None) => match parse_audit_key(k) {
+            Some(key) => AuditFrom::Before(key),
+            None => return bad("This page link is malformed."),
+        },
+        (None, Some(k)) => match parse_audit_key(k) {
+            Some(key) => AuditFrom::After(key),
+            None => return bad("This page link is malformed."),
+        },
+        (Some(_), Some(_)) => return bad("This page link is malformed."),
     };
     let filter = AuditFilter {
         actor: (!aq.actor.is_empty()).then(|| aq.actor.clone()),
         subject: (!aq.subject.is_empty()).then(|| aq.subject.clone()),
         impersonation_id: (!aq.impersonation.is_empty()).then(|| aq.impersonation.clone()),
-        kind: Kind::parse(&aq.kind).map(|k| k.as_str().to_owned()),
-        since: parse_local_time(&aq.since),
-        until: parse_local_time(&aq.until),
+        kind,
+        since,
+        until,
         instance: None,
     };
     const PAGE: i64 = 100;
@@ -626,18 +680,46 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
     } else {
         (true, PAGE)
     };
-    match app
+    let mut records = match app
         .store
-        .audit_records(&filter, newest_first, (aq.page - 1) * limit, limit + 1)
+        .audit_records(&filter, newest_first, &from, limit + 1)
         .await
     {
-        Ok(mut records) => {
-            let more = records.len() as i64 > limit;
-            records.truncate(limit as usize);
-            Response::html(200, pages::audit(&viewer(session), &aq, &records, more))
+        Ok(records) => records,
+        Err(e) => return store_failure(Some(session), &e),
+    };
+    // One record more than a page was asked for, to know whether there are more in the
+    // direction read. The way back from a key always has the page it came from.
+    let more = records.len() as i64 > limit;
+    let read_older = match &from {
+        AuditFrom::First => newest_first,
+        AuditFrom::Before(_) => true,
+        AuditFrom::After(_) => false,
+    };
+    if more {
+        // The extra record is the farthest from where the read started.
+        if read_older == newest_first {
+            records.pop();
+        } else {
+            records.remove(0);
         }
-        Err(e) => store_failure(Some(session), &e),
     }
+    let (oldest, newest) = if newest_first {
+        (records.last(), records.first())
+    } else {
+        (records.first(), records.last())
+    };
+    let came_from_a_key = from != AuditFrom::First;
+    let pager = pages::AuditPager {
+        older: oldest
+            .filter(|_| if read_older { more } else { came_from_a_key })
+            .map(AuditKey::of),
+        newer: newest
+            .filter(|_| if read_older { came_from_a_key } else { more })
+            .map(AuditKey::of),
+        first: came_from_a_key,
+    };
+    Response::html(200, pages::audit(&viewer(session), &aq, &records, &pager))
 }
 
 async fn access_history(app: &App, session: &SessionRecord) -> Response {

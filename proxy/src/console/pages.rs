@@ -8,6 +8,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::audit::{Kind, Record};
 use crate::directory::Account;
+use crate::store::audit::AuditKey;
 use crate::store::sessions::{ImpersonationSummary, SessionRecord};
 
 /// The console stylesheet.
@@ -296,12 +297,22 @@ pub struct AuditQuery {
     pub since: String,
     /// Until.
     pub until: String,
-    /// Page number from 1.
-    pub page: i64,
+}
+
+/// Where the audit page's links lead: the keys of the records the pages before and after
+/// this one start next to, where there are such pages.
+pub struct AuditPager {
+    /// Records older than this one's oldest, if any.
+    pub older: Option<AuditKey>,
+    /// Records newer than this one's newest, if any.
+    pub newer: Option<AuditKey>,
+    /// Whether this page was reached by a link (then one leads back to the first page).
+    pub first: bool,
 }
 
 impl AuditQuery {
-    fn link(&self, page: i64) -> String {
+    /// This page's filters, and the records older or newer than `key` when it is given.
+    fn link(&self, key: Option<(&str, &AuditKey)>) -> String {
         let mut s = form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
             ("actor", &self.actor),
@@ -315,13 +326,47 @@ impl AuditQuery {
                 s.append_pair(k, v);
             }
         }
-        s.append_pair("page", &page.to_string());
+        if let Some((side, key)) = key {
+            s.append_pair(side, &format!("{}.{}.{}", key.ts, key.seq, key.instance));
+        }
         format!("/_actas/audit?{}", s.finish())
     }
 }
 
 /// The audit viewer (admins).
-pub fn audit(viewer: &Viewer<'_>, q: &AuditQuery, records: &[Record], has_more: bool) -> Markup {
+pub fn audit(
+    viewer: &Viewer<'_>,
+    q: &AuditQuery,
+    records: &[Record],
+    pager: &AuditPager,
+) -> Markup {
+    // One impersonation reads oldest first, everything else newest first.
+    let oldest_first = !q.impersonation.is_empty();
+    let older = pager.older.as_ref().map(|k| {
+        (
+            q.link(Some(("older", k))),
+            if oldest_first {
+                "← Earlier"
+            } else {
+                "Older →"
+            },
+        )
+    });
+    let newer = pager.newer.as_ref().map(|k| {
+        (
+            q.link(Some(("newer", k))),
+            if oldest_first {
+                "Later →"
+            } else {
+                "← Newer"
+            },
+        )
+    });
+    let (back, forward) = if oldest_first {
+        (older, newer)
+    } else {
+        (newer, older)
+    };
     page(
         "Audit",
         Some(viewer),
@@ -371,8 +416,11 @@ pub fn audit(viewer: &Viewer<'_>, q: &AuditQuery, records: &[Record], has_more: 
                     }
                 }
                 div.pager {
-                    @if q.page > 1 { a href=(q.link(q.page - 1)) { "← Newer" } }
-                    @if has_more { a href=(q.link(q.page + 1)) { "Older →" } }
+                    @if pager.first {
+                        a href=(q.link(None)) { @if oldest_first { "⇤ Earliest" } @else { "⇤ Newest" } }
+                    }
+                    @if let Some((href, label)) = back { a href=(href) { (label) } }
+                    @if let Some((href, label)) = forward { a href=(href) { (label) } }
                 }
             }
         },

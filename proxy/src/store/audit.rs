@@ -143,23 +143,74 @@ fn insert_rows<'q>(
     q
 }
 
-/// The query [`Store::audit_records`] runs and the filter values it binds after `since`
-/// and `until` (then come `limit` and `offset`). Only the filters given become conditions,
-/// so the database can use the index for each: `(actor = $1 OR $1 = '')` would hide it and
-/// scan by time.
-pub fn audit_records_sql(filter: &AuditFilter, newest_first: bool) -> (String, Vec<&str>) {
-    let order = if newest_first {
-        "ts DESC, instance DESC, seq DESC"
-    } else {
+/// A record's place in the log's order, `(ts, instance, seq)`: where a page of the audit
+/// log starts or ends. Records are dated when their request arrived and several can share a
+/// millisecond, so the time alone does not say where one is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditKey {
+    /// The record's time (ms).
+    pub ts: i64,
+    /// The instance whose chain holds it.
+    pub instance: String,
+    /// Its place in that chain.
+    pub seq: i64,
+}
+
+impl AuditKey {
+    /// The key of `record`.
+    pub fn of(record: &Record) -> AuditKey {
+        AuditKey {
+            ts: record.ts,
+            instance: record.instance.clone(),
+            seq: record.seq,
+        }
+    }
+}
+
+/// Where a read of the audit log starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditFrom {
+    /// The first records in the order read: the newest when read newest first, the oldest
+    /// when read oldest first.
+    First,
+    /// The records that sort before this key (older), nearest to it first.
+    Before(AuditKey),
+    /// The records that sort after this key (newer), nearest to it first.
+    After(AuditKey),
+}
+
+/// The query [`Store::audit_records`] runs, ascending or descending by `(ts, instance, seq)`,
+/// and the filter values it binds after `since` and `until`; then come, with `bound`, the
+/// key's three values (only the records that sort before or after it), and `LIMIT` last.
+/// Only the filters given become conditions, so the database can use the index for each:
+/// `(actor = $1 OR $1 = '')` would hide it and scan by time.
+pub fn audit_records_sql(
+    filter: &AuditFilter,
+    ascending: bool,
+    bound: Option<std::cmp::Ordering>,
+) -> (String, Vec<&str>) {
+    let (mut conditions, values) = filter_conditions(filter);
+    let mut next = values.len() + 3;
+    if let Some(side) = bound {
+        let op = if side.is_lt() { "<" } else { ">" };
+        // A row value compares the way the ORDER BY sorts (SQLite ≥ 3.15 and PostgreSQL).
+        conditions.push(format!(
+            "(ts, instance, seq) {op} (${}, ${}, ${})",
+            next,
+            next + 1,
+            next + 2
+        ));
+        next += 3;
+    }
+    let order = if ascending {
         "ts ASC, instance ASC, seq ASC"
+    } else {
+        "ts DESC, instance DESC, seq DESC"
     };
-    let (conditions, values) = filter_conditions(filter);
     let sql = format!(
-        "SELECT {} FROM audit WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        "SELECT {} FROM audit WHERE {} ORDER BY {order} LIMIT ${next}",
         COLUMNS.join(", "),
         conditions.join(" AND "),
-        values.len() + 3,
-        values.len() + 4,
     );
     (sql, values)
 }
@@ -184,30 +235,6 @@ fn filter_conditions(filter: &AuditFilter) -> (Vec<String>, Vec<&str>) {
     (conditions, values)
 }
 
-/// The query [`AuditPages`] runs: like [`audit_records_sql`] oldest first, then with
-/// `after` (`$N`, `$N+1`, `$N+2` after the filter values) only the records that sort after
-/// that `(ts, instance, seq)`, and `LIMIT` last.
-fn audit_page_sql(filter: &AuditFilter, after: bool) -> (String, Vec<&str>) {
-    let (mut conditions, values) = filter_conditions(filter);
-    let mut next = values.len() + 3;
-    if after {
-        // A row value compares the way the ORDER BY sorts (SQLite ≥ 3.15 and PostgreSQL).
-        conditions.push(format!(
-            "(ts, instance, seq) > (${}, ${}, ${})",
-            next,
-            next + 1,
-            next + 2
-        ));
-        next += 3;
-    }
-    let sql = format!(
-        "SELECT {} FROM audit WHERE {} ORDER BY ts ASC, instance ASC, seq ASC LIMIT ${next}",
-        COLUMNS.join(", "),
-        conditions.join(" AND "),
-    );
-    (sql, values)
-}
-
 /// Reads every record matching a filter, oldest first, a page at a time, for an export.
 ///
 /// Each page starts after the last record of the one before by its sort key
@@ -219,7 +246,7 @@ fn audit_page_sql(filter: &AuditFilter, after: bool) -> (String, Vec<&str>) {
 pub struct AuditPages {
     filter: AuditFilter,
     page_size: i64,
-    after: Option<(i64, String, i64)>,
+    from: AuditFrom,
     done: bool,
 }
 
@@ -229,7 +256,7 @@ impl AuditPages {
         AuditPages {
             filter,
             page_size: page_size.max(1),
-            after: None,
+            from: AuditFrom::First,
             done: false,
         }
     }
@@ -239,27 +266,12 @@ impl AuditPages {
         if self.done {
             return Ok(Vec::new());
         }
-        let (sql, values) = audit_page_sql(&self.filter, self.after.is_some());
-        // The cursor's time also raises the lower bound, so the scan of the time index
-        // starts there rather than at `since`.
-        let since = match &self.after {
-            Some((ts, _, _)) => self.filter.since.map_or(*ts, |s| s.max(*ts)),
-            None => self.filter.since.unwrap_or(i64::MIN),
-        };
-        let mut query = sqlx::query(&sql)
-            .bind(since)
-            .bind(self.filter.until.unwrap_or(i64::MAX));
-        for v in values {
-            query = query.bind(v);
-        }
-        if let Some((ts, instance, seq)) = &self.after {
-            query = query.bind(*ts).bind(instance.as_str()).bind(*seq);
-        }
-        let rows = query.bind(self.page_size).fetch_all(store.pool()).await?;
-        let page = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        let page = store
+            .audit_records(&self.filter, false, &self.from, self.page_size)
+            .await?;
         match page.last() {
             Some(last) if page.len() as i64 >= self.page_size => {
-                self.after = Some((last.ts, last.instance.clone(), last.seq));
+                self.from = AuditFrom::After(AuditKey::of(last));
             }
             _ => self.done = true,
         }
@@ -383,28 +395,47 @@ impl Store {
             .collect()
     }
 
-    /// Records matching `filter`, oldest or newest first, from `offset` on, at most `limit`
-    /// (the audit page's numbered pages; an export reads with [`AuditPages`]).
+    /// At most `limit` records matching `filter`, from `from` on, newest or oldest first.
+    ///
+    /// The audit page and `audit tail` read this way, a page at a time by the records' keys
+    /// (keyset paging), never at an offset: a page does not shift when records are written
+    /// while it is read, and a page far back costs what the first one does.
     pub async fn audit_records(
         &self,
         filter: &AuditFilter,
         newest_first: bool,
-        offset: i64,
+        from: &AuditFrom,
         limit: i64,
     ) -> Result<Vec<Record>, StoreError> {
-        let (sql, values) = audit_records_sql(filter, newest_first);
-        let mut query = sqlx::query(&sql)
-            .bind(filter.since.unwrap_or(i64::MIN))
-            .bind(filter.until.unwrap_or(i64::MAX));
+        let mut since = filter.since.unwrap_or(i64::MIN);
+        let mut until = filter.until.unwrap_or(i64::MAX);
+        // The key's time also narrows the time range, so the scan of the time index starts
+        // at the key rather than at the end of the range.
+        let (ascending, bound) = match from {
+            AuditFrom::First => (!newest_first, None),
+            AuditFrom::Before(key) => {
+                until = until.min(key.ts.saturating_add(1));
+                (false, Some((std::cmp::Ordering::Less, key)))
+            }
+            AuditFrom::After(key) => {
+                since = since.max(key.ts);
+                (true, Some((std::cmp::Ordering::Greater, key)))
+            }
+        };
+        let (sql, values) = audit_records_sql(filter, ascending, bound.map(|(side, _)| side));
+        let mut query = sqlx::query(&sql).bind(since).bind(until);
         for v in values {
             query = query.bind(v);
         }
-        let rows = query
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(record).collect()
+        if let Some((_, key)) = bound {
+            query = query.bind(key.ts).bind(key.instance.as_str()).bind(key.seq);
+        }
+        let rows = query.bind(limit.max(0)).fetch_all(self.pool()).await?;
+        let mut records = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        if ascending == newest_first {
+            records.reverse();
+        }
+        Ok(records)
     }
 
     /// One chain's records in `seq` order, from `after_seq` (exclusive), at most `limit`.
