@@ -115,7 +115,7 @@ fn check_label(label: &str) -> Result<(), NameError> {
 }
 
 /// Checks the short name a customer types for a database: `[a-z][a-z0-9_]{0,31}`.
-/// The caller adds the `<username>_` prefix.
+/// The caller adds the account's prefix (`pages::databases::full_name`).
 pub fn database_short_name(input: &str) -> Result<String, NameError> {
     let name = input.trim();
     let mut bytes = name.bytes();

@@ -1,4 +1,5 @@
-//! Databases: a short name gets the `<username>_` prefix and is listed; invalid or taken
+//! Databases: a short name gets the `<username>_` prefix (with the username's own `_`
+//! doubled, so no two accounts' names meet) and is listed; invalid or taken
 //! names re-render the page with 422; a database is dropped on request; dropping an
 //! unknown one is a 404.
 
@@ -70,4 +71,40 @@ async fn dropping_an_unknown_database_is_not_found() {
         .post(&Who::customer("carl"), "/databases/carl_nope/drop", &[])
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_username_with_an_underscore_cannot_take_or_reveal_another_accounts_database() {
+    // carl's `shop_orders` and carl_shop's `orders` would both be `carl_shop_orders` with
+    // the username as it is: the second would be refused, and learn that the name is taken.
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    let carl_shop = Who::customer("carl_shop");
+    panel
+        .post(&carl, "/databases", &[("name", "shop_orders")])
+        .await
+        .assert_redirect("/databases?notice=");
+    let reply = panel
+        .post(&carl_shop, "/databases", &[("name", "orders")])
+        .await;
+    let location = reply.assert_redirect("/databases?notice=");
+    let page = panel.get(&carl_shop, &location).await.text();
+    assert!(page.contains("<code>carl__shop_orders</code>"), "{page}");
+    assert!(
+        page.contains("<span>carl__shop_</span>"),
+        "the form shows the prefix"
+    );
+    assert!(!page.contains("<code>carl_shop_orders</code>"), "{page}");
+    let page = panel.get(&carl, "/databases").await.text();
+    assert!(page.contains("<code>carl_shop_orders</code>"), "{page}");
+    assert!(!page.contains("carl__shop"), "{page}");
+    // Neither can drop the other's.
+    for (who, name) in [
+        (&carl, "carl__shop_orders"),
+        (&carl_shop, "carl_shop_orders"),
+    ] {
+        let uri = format!("/databases/{name}/drop");
+        let reply = panel.post(who, &uri, &[]).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+    }
 }

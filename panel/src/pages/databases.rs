@@ -1,5 +1,5 @@
 //! Databases (`/databases`): the account's databases (metadata only), creating one
-//! (its short name gets the `<username>_` prefix, as hosting panels do) and dropping
+//! (its short name gets the account's prefix, as hosting panels do) and dropping
 //! one. A refused name re-renders the page with the reason and status 422. Handlers
 //! only ever read and change the signed-in subject's own databases.
 
@@ -25,9 +25,23 @@ pub struct CreateDatabase {
     name: String,
 }
 
-/// The full database name for a short name: `<username>_<short>`.
-pub fn full_name(account: &Account, short: &str) -> String {
-    format!("{}_{short}", account.username)
+/// The full database name for a short name: `<username>_<short>`, with every `_` of the
+/// username doubled.
+///
+/// Names are unique across the panel, and a username may hold `_` as a short name may:
+/// with the username as it is, carl's `shop_orders` and carl_shop's `orders` would both be
+/// `carl_shop_orders`, and the second customer would be refused a name (and learn that the
+/// other has it). A short name starts with a letter, so the first `_` that is not one of a
+/// doubled pair ends the prefix: no two accounts' names can meet (carl's
+/// `carl_shop_orders`, carl_shop's `carl__shop_orders`). A username without `_` (as
+/// cPanel and DirectAdmin require of every account) reads as it always did.
+pub fn full_name(username: &str, short: &str) -> String {
+    format!("{}{short}", prefix(username))
+}
+
+/// What [`full_name`] puts before a short name (shown beside the form's field).
+fn prefix(username: &str) -> String {
+    format!("{}_", username.replace('_', "__"))
 }
 
 /// `GET /databases`
@@ -53,7 +67,7 @@ pub async fn create(
             return refuse(&panel, &identity, &account, &error.to_string(), &form.name).await
         }
     };
-    let name = full_name(&account, &short);
+    let name = full_name(&account.username, &short);
     let entry = ActivityEntry::new(
         &identity,
         ActivityKind::DatabaseCreated,
@@ -155,7 +169,7 @@ async fn render(
                 form.stack method="post" action=(binding::action(identity, "/databases")) {
                     label for="database-name" { "Database name" }
                     div.prefixed {
-                        span { (account.username) "_" }
+                        span { (prefix(&account.username)) }
                         input #database-name type="text" name="name" value=(typed) placeholder="shop"
                             required autocomplete="off" spellcheck="false";
                     }
@@ -165,4 +179,43 @@ async fn render(
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_name;
+    use std::collections::HashMap;
+
+    /// Every string of `alphabet` from 1 to `len` characters that starts with `a` or `b`.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut level = vec![String::new()];
+        for _ in 0..len {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .filter(|s| s.starts_with(['a', 'b']))
+                .collect();
+            all.extend(level.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn no_two_accounts_can_have_the_same_full_database_name() {
+        // Usernames and short names over letters and `_` (a short name starts with a
+        // letter, as `database_short_name` requires): every full name has one owner.
+        let mut owner: HashMap<String, String> = HashMap::new();
+        for user in strings(&['a', 'b', '_'], 5) {
+            for short in strings(&['a', '_'], 4) {
+                let name = full_name(&user, &short);
+                if let Some(other) = owner.insert(name.clone(), user.clone()) {
+                    assert_eq!(other, user, "{name} belongs to {other} and {user}");
+                }
+            }
+        }
+        assert_eq!(full_name("carl", "shop_orders"), "carl_shop_orders");
+        assert_eq!(full_name("carl_shop", "orders"), "carl__shop_orders");
+        assert_eq!(full_name("carl.shop-1", "db"), "carl.shop-1_db");
+    }
 }

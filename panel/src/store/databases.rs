@@ -10,7 +10,7 @@ use crate::unix_now;
 /// A database owned by an account.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Database {
-    /// The full, prefixed name (`<username>_<short name>`).
+    /// The full, prefixed name (`<username>_<short name>`, see `pages::databases::full_name`).
     pub name: String,
     /// When it was created (unix seconds).
     pub created_at: i64,
