@@ -1,18 +1,28 @@
 //! The confined file-system root of one account (`data_dir/files/<username>/`) and every
 //! file operation the file manager offers. A user-supplied path is parsed into a
 //! `RelPath` (plain components only: no `..`, no absolute paths, no backslashes, no NUL,
-//! no drive letters) and then walked one component at a time with `symlink_metadata`:
-//! any symbolic link on the way is refused, never followed, so nothing outside the root
-//! can be reached. This module must never decode a path (the router decoded it once)
-//! and never touch anything outside the root it was given.
+//! no drive letters) and then opened one component at a time, each folder inside the one
+//! opened before it (`openat` with `O_NOFOLLOW`), and the operation is done on the last
+//! folder opened (`*at` calls), never on a path again. A symbolic link on the way is
+//! refused, never followed; and since no step goes back to a path, a customer with a
+//! shell who swaps a folder for a link between the panel's check and its use gets
+//! nothing outside the root either. This module must never decode a path (the router
+//! decoded it once) and never touch anything outside the root it was given.
 
-use std::fs::{self, File, Metadata};
-use std::io::{self, Write};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::sync::Arc;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use rustix::fs::{
+    mkdirat, openat, renameat, renameat_with, statat, unlinkat, AtFlags, Dir, FileType, Mode,
+    OFlags, RenameFlags, Stat, CWD,
+};
+use rustix::io::Errno;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 
@@ -58,6 +68,11 @@ pub enum FsError {
         /// The limit that was exceeded.
         limit: u64,
     },
+    /// Folders nested deeper than the file manager walks.
+    #[error(
+        "the folder is nested more than {DEPTH_MAX} levels deep; delete its deepest folders first"
+    )]
+    TooDeep,
     /// The upload form sent the file before the folder.
     #[error("the upload form must send the folder (path) before the file")]
     FolderAfterFile,
@@ -149,12 +164,6 @@ impl RelPath {
                 (parts[depth - 1].clone(), RelPath { parts })
             })
             .collect()
-    }
-
-    fn on_disk(&self, root: &Path) -> PathBuf {
-        let mut path = root.to_owned();
-        path.extend(&self.parts);
-        path
     }
 }
 
@@ -259,17 +268,24 @@ impl FilesRoot {
 
     /// Creates the root and the given starting files, keeping any that already exist.
     pub async fn create_with(&self, files: Vec<(RelPath, String)>) -> Result<(), FsError> {
-        let root = self.root.clone();
+        let this = self.clone();
         blocking(move || {
-            fs::create_dir_all(&root)?;
+            fs::create_dir_all(&this.root)?;
             for (rel, contents) in files {
-                let path = rel.on_disk(&root);
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)?;
+                let Some((name, folders)) = rel.parts.split_last() else {
+                    continue;
+                };
+                let mut folder = this.open_root()?;
+                for part in folders {
+                    match mkdirat(&folder, part.as_str(), FOLDER_MODE) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                    folder = open_folder_at(&folder, part)?;
                 }
-                match File::create_new(&path) {
-                    Ok(mut file) => file.write_all(contents.as_bytes())?,
-                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                match openat(&folder, name.as_str(), NEW_FILE, FILE_MODE) {
+                    Ok(fd) => File::from(fd).write_all(contents.as_bytes())?,
+                    Err(Errno::EXIST) => {}
                     Err(error) => return Err(error.into()),
                 }
             }
@@ -283,42 +299,36 @@ impl FilesRoot {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let (path, metadata) = this.resolve(&rel)?;
-            if !metadata.is_dir() {
-                return Err(FsError::NotAFolder);
-            }
+            let folder = this.open_folder(&rel)?;
             let mut entries = Vec::new();
-            for item in fs::read_dir(&path)? {
-                let item = item?;
-                let metadata = item.metadata()?;
-                let file_type = metadata.file_type();
-                let (name, utf8) = match item.file_name().into_string() {
-                    Ok(name) => (name, true),
-                    Err(raw) => (raw.to_string_lossy().into_owned(), false),
+            for raw in read_folder(&folder)? {
+                // Gone since the folder was read: not listed.
+                let Some(stat) = stat_no_follow(&folder, &*raw)? else {
+                    continue;
+                };
+                let (name, utf8) = match raw.to_str() {
+                    Ok(name) => (name.to_owned(), true),
+                    Err(_) => (raw.to_string_lossy().into_owned(), false),
                 };
                 if name.starts_with(SCRATCH_PREFIX) {
                     continue;
                 }
-                let kind = if !utf8 {
-                    EntryKind::Other
-                } else if file_type.is_symlink() {
-                    EntryKind::Link
-                } else if file_type.is_dir() {
-                    EntryKind::Folder
-                } else if file_type.is_file() {
-                    EntryKind::File
-                } else {
-                    EntryKind::Other
+                let kind = match FileType::from_raw_mode(stat.st_mode) {
+                    _ if !utf8 => EntryKind::Other,
+                    FileType::Symlink => EntryKind::Link,
+                    FileType::Directory => EntryKind::Folder,
+                    FileType::RegularFile => EntryKind::File,
+                    _ => EntryKind::Other,
                 };
                 entries.push(Entry {
                     name,
                     kind,
                     size: if kind == EntryKind::File {
-                        metadata.len()
+                        size(&stat)
                     } else {
                         0
                     },
-                    modified: modified(&metadata),
+                    modified: modified(&stat),
                 });
             }
             entries.sort_by(|a, b| {
@@ -334,11 +344,17 @@ impl FilesRoot {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let (path, metadata) = this.resolve_file(&rel)?;
-            if metadata.len() > limit {
+            let (file, len) = this.open_file(&rel)?;
+            if len > limit {
                 return Err(FsError::TooLarge { limit });
             }
-            Ok(fs::read(path)?)
+            // The file may grow while it is read: never more than the limit.
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > limit {
+                return Err(FsError::TooLarge { limit });
+            }
+            Ok(bytes)
         })
         .await
     }
@@ -348,13 +364,9 @@ impl FilesRoot {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let (path, metadata) = this.resolve_file(&rel)?;
+            let (file, len) = this.open_file(&rel)?;
             let name = rel.name().unwrap_or("download").to_owned();
-            Ok(Download {
-                file: File::open(path)?,
-                len: metadata.len(),
-                name,
-            })
+            Ok(Download { file, len, name })
         })
         .await
     }
@@ -373,32 +385,27 @@ impl FilesRoot {
         let Some(name) = rel.name() else {
             return Err(FsError::NotAFile);
         };
-        check_name(name)?;
+        let target = check_name(name)?.to_owned();
         let this = self.clone();
         let rel = rel.clone();
-        let (target, scratch) = blocking(move || {
-            let folder = this.resolve_folder(&rel.parent())?;
-            let target = rel.on_disk(&this.root);
-            this.check_writable_target(&target)?;
+        blocking(move || {
+            let folder = this.open_folder(&rel.parent())?;
+            check_writable_target(&folder, &target)?;
             let suffix: String = rand::thread_rng()
                 .sample_iter(&Alphanumeric)
                 .take(16)
                 .map(char::from)
                 .collect();
-            Ok((target, folder.join(format!("{SCRATCH_PREFIX}{suffix}"))))
+            let scratch = format!("{SCRATCH_PREFIX}{suffix}");
+            let file = File::from(openat(&folder, scratch.as_str(), NEW_FILE, FILE_MODE)?);
+            Ok(Staged {
+                file: Some(tokio::fs::File::from_std(file)),
+                folder: Arc::new(folder),
+                scratch: Some(scratch),
+                target,
+            })
         })
-        .await?;
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&scratch)
-            .await?;
-        Ok(Staged {
-            file: Some(file),
-            scratch,
-            target,
-            root: self.clone(),
-        })
+        .await
     }
 
     /// Creates the folder `name` inside `parent`.
@@ -407,12 +414,10 @@ impl FilesRoot {
         let this = self.clone();
         let parent = parent.clone();
         blocking(move || {
-            let folder = this.resolve_folder(&parent)?;
-            match fs::create_dir(folder.join(&name)) {
+            let folder = this.open_folder(&parent)?;
+            match mkdirat(&folder, name.as_str(), FOLDER_MODE) {
                 Ok(()) => Ok(parent.child(&name)),
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                    Err(FsError::AlreadyExists(name))
-                }
+                Err(Errno::EXIST) => Err(FsError::AlreadyExists(name)),
                 Err(error) => Err(error.into()),
             }
         })
@@ -428,14 +433,33 @@ impl FilesRoot {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let (source, _) = this.resolve(&rel)?;
-            let renamed = rel.parent().child(&new_name);
-            let target = renamed.on_disk(&this.root);
-            if exists_no_follow(&target)? {
-                return Err(FsError::AlreadyExists(new_name));
+            let (folder, name) = this.open_parent(&rel)?;
+            match stat_no_follow(&folder, name)?.map(|stat| FileType::from_raw_mode(stat.st_mode)) {
+                None => return Err(FsError::NotFound),
+                Some(FileType::Symlink) => return Err(FsError::Symlink),
+                Some(_) => {}
             }
-            fs::rename(source, target)?;
-            Ok(renamed)
+            let taken = || FsError::AlreadyExists(new_name.clone());
+            match renameat_with(
+                &folder,
+                name,
+                &folder,
+                new_name.as_str(),
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => return Err(taken()),
+                // A file system that cannot refuse to replace: look first.
+                Err(Errno::INVAL) => {
+                    if stat_no_follow(&folder, new_name.as_str())?.is_some() {
+                        return Err(taken());
+                    }
+                    renameat(&folder, name, &folder, new_name.as_str())?;
+                }
+                Err(Errno::NOENT) => return Err(FsError::NotFound),
+                Err(error) => return Err(error.into()),
+            }
+            Ok(rel.parent().child(&new_name))
         })
         .await
     }
@@ -449,109 +473,116 @@ impl FilesRoot {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let (path, metadata) = this.resolve(&rel)?;
-            if metadata.is_dir() {
-                fs::remove_dir_all(path)?;
-                Ok(EntryKind::Folder)
-            } else {
-                fs::remove_file(path)?;
-                Ok(EntryKind::File)
+            let (folder, name) = this.open_parent(&rel)?;
+            let Some(stat) = stat_no_follow(&folder, name)? else {
+                return Err(FsError::NotFound);
+            };
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Symlink => Err(FsError::Symlink),
+                FileType::Directory => {
+                    remove_tree(&folder, name)?;
+                    Ok(EntryKind::Folder)
+                }
+                _ => {
+                    unlinkat(&folder, name, AtFlags::empty())?;
+                    Ok(EntryKind::File)
+                }
             }
         })
         .await
     }
 
-    /// Bytes used by the account's regular files (links are not followed).
+    /// Bytes used by the account's regular files (links are not followed; folders nested
+    /// more than [`DEPTH_MAX`] deep are not counted).
     pub async fn disk_usage(&self) -> Result<u64, FsError> {
-        let root = self.root.clone();
+        let this = self.clone();
         blocking(move || {
+            let root = match this.open_root() {
+                Ok(root) => root,
+                Err(FsError::NotFound) => return Ok(0),
+                Err(error) => return Err(error),
+            };
             let mut total = 0u64;
-            let mut pending = vec![root];
-            while let Some(folder) = pending.pop() {
-                let items = match fs::read_dir(&folder) {
-                    Ok(items) => items,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(error.into()),
-                };
-                for item in items {
-                    let item = item?;
-                    let metadata = item.metadata()?;
-                    if metadata.is_dir() {
-                        pending.push(item.path());
-                    } else if metadata.is_file() {
-                        total = total.saturating_add(metadata.len());
+            walk(root, |depth, stat| {
+                match FileType::from_raw_mode(stat.st_mode) {
+                    FileType::Directory => Ok(depth < DEPTH_MAX),
+                    FileType::RegularFile => {
+                        total = total.saturating_add(size(stat));
+                        Ok(false)
                     }
+                    _ => Ok(false),
                 }
-            }
+            })?;
             Ok(total)
         })
         .await
     }
 
-    /// Walks `rel` from the root, refusing any symbolic link on the way, and returns the
-    /// path on disk with its own (not followed) metadata.
-    fn resolve(&self, rel: &RelPath) -> Result<(PathBuf, Metadata), FsError> {
-        let mut path = self.root.clone();
-        let mut metadata = metadata_no_follow(&path)?;
-        if !metadata.is_dir() {
-            return Err(FsError::NotFound);
-        }
+    /// The account's root folder, opened. Its own name (the account's folder) is not
+    /// followed if it is a link; the folders above it are the operator's.
+    fn open_root(&self) -> Result<OwnedFd, FsError> {
+        open_folder_at(CWD, &self.root)
+    }
+
+    /// Opens the folder `rel`, one name at a time from the root, each opened in the folder
+    /// the step before opened and never through a link. A link anywhere on the way is
+    /// refused; a folder renamed or swapped for a link meanwhile cannot lead outside the
+    /// root, because no step goes back to a path.
+    fn open_folder(&self, rel: &RelPath) -> Result<OwnedFd, FsError> {
+        let mut folder = self.open_root()?;
         for (index, part) in rel.parts.iter().enumerate() {
-            if index > 0 && !metadata.is_dir() {
-                return Err(FsError::NotFound);
-            }
-            path.push(part);
-            metadata = metadata_no_follow(&path)?;
+            folder = match open_folder_at(&folder, part) {
+                // Only the last name may be a file that is not a folder; on the way it
+                // means the path does not exist.
+                Err(FsError::NotAFolder) if index + 1 < rel.parts.len() => {
+                    return Err(FsError::NotFound)
+                }
+                other => other?,
+            };
         }
-        // Belt and braces: the canonical form must still lie under the canonical root.
-        let canonical_root = fs::canonicalize(&self.root)?;
-        if !fs::canonicalize(&path)?.starts_with(&canonical_root) {
-            return Err(FsError::Symlink);
-        }
-        Ok((path, metadata))
+        Ok(folder)
     }
 
-    fn resolve_folder(&self, rel: &RelPath) -> Result<PathBuf, FsError> {
-        let (path, metadata) = self.resolve(rel)?;
-        if metadata.is_dir() {
-            Ok(path)
-        } else {
-            Err(FsError::NotAFolder)
-        }
+    /// The open folder holding `rel`, and `rel`'s own name in it.
+    fn open_parent<'r>(&self, rel: &'r RelPath) -> Result<(OwnedFd, &'r str), FsError> {
+        let Some(name) = rel.name() else {
+            return Err(FsError::NotAFile);
+        };
+        let folder = match self.open_folder(&rel.parent()) {
+            Err(FsError::NotAFolder) => Err(FsError::NotFound),
+            other => other,
+        }?;
+        Ok((folder, name))
     }
 
-    fn resolve_file(&self, rel: &RelPath) -> Result<(PathBuf, Metadata), FsError> {
-        let (path, metadata) = self.resolve(rel)?;
+    /// Opens the regular file `rel` for reading, with its length.
+    fn open_file(&self, rel: &RelPath) -> Result<(File, u64), FsError> {
+        let (folder, name) = self.open_parent(rel)?;
+        // Non-blocking, so that a named pipe cannot hold the request; a regular file
+        // reads the same either way.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let file = File::from(openat(&folder, name, flags, Mode::empty()).map_err(not_followed)?);
+        let metadata = file.metadata()?;
         if metadata.is_dir() {
             Err(FsError::NotAFile)
         } else if metadata.is_file() {
-            Ok((path, metadata))
+            Ok((file, metadata.len()))
         } else {
             Err(FsError::NotFound)
         }
     }
-
-    /// A file may be written where nothing exists yet or over a regular file.
-    fn check_writable_target(&self, target: &Path) -> Result<(), FsError> {
-        match fs::symlink_metadata(target) {
-            Ok(metadata) if metadata.file_type().is_symlink() => Err(FsError::Symlink),
-            Ok(metadata) if metadata.is_dir() => Err(FsError::NotAFile),
-            Ok(metadata) if !metadata.is_file() => Err(FsError::NotAFile),
-            Ok(_) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
 }
-
 /// A file being written beside its destination. Dropping it without
 /// [`Staged::commit`] removes the scratch file.
 #[derive(Debug)]
 pub struct Staged {
     file: Option<tokio::fs::File>,
-    scratch: PathBuf,
-    target: PathBuf,
-    root: FilesRoot,
+    /// The destination's folder, open: the scratch file is renamed inside it, wherever
+    /// that folder has moved meanwhile.
+    folder: Arc<OwnedFd>,
+    /// The scratch file's name; `None` once it has been renamed.
+    scratch: Option<String>,
+    target: String,
 }
 
 impl Staged {
@@ -577,52 +608,221 @@ impl Staged {
     /// destination.
     pub async fn commit(mut self) -> Result<(), FsError> {
         self.finish().await?;
-        let scratch = self.scratch.clone();
+        let Some(scratch) = self.scratch.clone() else {
+            return Ok(());
+        };
+        let folder = self.folder.clone();
         let target = self.target.clone();
-        let root = self.root.clone();
         blocking(move || {
             // The destination may have changed while the bytes were arriving.
-            root.check_writable_target(&target)?;
-            fs::rename(&scratch, &target)?;
-            Ok(())
+            check_writable_target(&folder, &target)?;
+            Ok(renameat(
+                &*folder,
+                scratch.as_str(),
+                &*folder,
+                target.as_str(),
+            )?)
         })
         .await?;
-        self.scratch = PathBuf::new();
+        self.scratch = None;
         Ok(())
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.scratch.as_os_str().is_empty() {
-            if let Err(error) = fs::remove_file(&self.scratch) {
-                tracing::warn!(path = %self.scratch.display(), %error, "cannot remove scratch file");
+        if let Some(scratch) = &self.scratch {
+            if let Err(error) = unlinkat(&*self.folder, scratch.as_str(), AtFlags::empty()) {
+                tracing::warn!(%scratch, %error, "cannot remove scratch file");
             }
         }
     }
 }
 
-fn metadata_no_follow(path: &Path) -> Result<Metadata, FsError> {
-    match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.file_type().is_symlink() => Err(FsError::Symlink),
-        Ok(metadata) => Ok(metadata),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(FsError::NotFound),
-        Err(error) if error.kind() == io::ErrorKind::NotADirectory => Err(FsError::NotFound),
+/// Flags of a folder opened on the way down: never through a link.
+const FOLDER: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+/// Flags of a file created by the file manager: only a new one, never through a link.
+const NEW_FILE: OFlags = OFlags::WRONLY
+    .union(OFlags::CREATE)
+    .union(OFlags::EXCL)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+/// Permissions of a new file, before the process's umask (as `std::fs` creates one).
+const FILE_MODE: Mode = Mode::from_bits_truncate(0o666);
+/// Permissions of a new folder, before the process's umask.
+const FOLDER_MODE: Mode = Mode::from_bits_truncate(0o777);
+/// Deepest nesting of folders the file manager deletes or counts (each level holds an
+/// open folder while it is walked).
+pub const DEPTH_MAX: usize = 256;
+
+/// Opens the folder `name` inside `folder` without following a link.
+fn open_folder_at<P: rustix::path::Arg + Copy>(
+    folder: impl AsFd,
+    name: P,
+) -> Result<OwnedFd, FsError> {
+    let folder = folder.as_fd();
+    match openat(folder, name, FOLDER, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        // The name is a link (O_NOFOLLOW), or not a folder (O_DIRECTORY; some kernels
+        // say so for a link too): look at it to say which.
+        Err(Errno::LOOP | Errno::NOTDIR) => match stat_no_follow(folder, name)? {
+            Some(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                Err(FsError::Symlink)
+            }
+            Some(_) => Err(FsError::NotAFolder),
+            None => Err(FsError::NotFound),
+        },
+        Err(error) => Err(not_followed(error)),
+    }
+}
+
+/// Walks the folder `top` depth first, each folder opened inside the one above without
+/// following a link, holding one open folder per level. `visit` is shown every entry with
+/// its depth (1 for what is in `top`) and says whether to go into it (a folder only); a
+/// folder gone or swapped for a link by the time its turn comes is skipped.
+fn walk(
+    top: OwnedFd,
+    mut visit: impl FnMut(usize, &Stat) -> Result<bool, FsError>,
+) -> Result<(), FsError> {
+    let mut levels: Vec<(OwnedFd, Vec<CString>)> = Vec::new();
+    let mut entered = Some(top);
+    loop {
+        if let Some(folder) = entered.take() {
+            let depth = levels.len() + 1;
+            let mut inner = Vec::new();
+            for name in read_folder(&folder)? {
+                if let Some(stat) = stat_no_follow(&folder, &*name)? {
+                    if visit(depth, &stat)? && FileType::from_raw_mode(stat.st_mode).is_dir() {
+                        inner.push(name);
+                    }
+                }
+            }
+            levels.push((folder, inner));
+        }
+        let Some((folder, inner)) = levels.last_mut() else {
+            return Ok(());
+        };
+        match inner.pop() {
+            Some(name) => match open_folder_at(&*folder, &*name) {
+                Ok(next) => entered = Some(next),
+                Err(FsError::Io(error)) => return Err(FsError::Io(error)),
+                Err(_) => {}
+            },
+            None => {
+                levels.pop();
+            }
+        }
+    }
+}
+
+/// The names in an open folder, without `.` and `..`.
+fn read_folder(folder: &OwnedFd) -> Result<Vec<CString>, FsError> {
+    let mut names = Vec::new();
+    for entry in Dir::read_from(folder)? {
+        let name = entry?.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// What is at `name` in `folder` (the link itself if it is one); `None` if nothing is.
+fn stat_no_follow(
+    folder: impl AsFd,
+    name: impl rustix::path::Arg,
+) -> Result<Option<Stat>, FsError> {
+    match statat(folder, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(Errno::NOENT) => Ok(None),
         Err(error) => Err(error.into()),
     }
 }
 
-fn exists_no_follow(path: &Path) -> Result<bool, FsError> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error.into()),
+/// A file may be written where nothing exists yet or over a regular file.
+fn check_writable_target(folder: &OwnedFd, name: &str) -> Result<(), FsError> {
+    match stat_no_follow(folder, name)?.map(|stat| FileType::from_raw_mode(stat.st_mode)) {
+        None | Some(FileType::RegularFile) => Ok(()),
+        Some(FileType::Symlink) => Err(FsError::Symlink),
+        Some(_) => Err(FsError::NotAFile),
     }
 }
 
-fn modified(metadata: &Metadata) -> Option<i64> {
-    let since_epoch = metadata.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    i64::try_from(since_epoch.as_secs()).ok()
+/// Removes the folder `name` in `folder` and everything in it, each level opened inside
+/// the one above without following a link (a link inside is removed, not followed).
+fn remove_tree(folder: &OwnedFd, name: &str) -> Result<(), FsError> {
+    // Refused before anything is removed when it is nested too deep to remove whole.
+    walk(
+        open_folder_at(folder, name)?,
+        |depth, stat| match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory if depth >= DEPTH_MAX => Err(FsError::TooDeep),
+            FileType::Directory => Ok(true),
+            _ => Ok(false),
+        },
+    )?;
+    // Depth first, one open folder per level: its name, the names left in it, the folder.
+    let top = open_folder_at(folder, name)?;
+    let top_name = CString::new(name).map_err(|_| FsError::NotFound)?;
+    let mut levels = vec![(top_name, read_folder(&top)?, top)];
+    loop {
+        let depth = levels.len();
+        let Some((_, names, current)) = levels.last_mut() else {
+            return Ok(());
+        };
+        match names.pop() {
+            Some(child) => {
+                let is_folder = stat_no_follow(&*current, &*child)?
+                    .is_some_and(|stat| FileType::from_raw_mode(stat.st_mode).is_dir());
+                if !is_folder {
+                    match unlinkat(&*current, &*child, AtFlags::empty()) {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                } else if depth >= DEPTH_MAX {
+                    return Err(FsError::TooDeep);
+                } else {
+                    let next = open_folder_at(&*current, &*child)?;
+                    let inside = read_folder(&next)?;
+                    levels.push((child, inside, next));
+                }
+            }
+            None => {
+                if let Some((done, _, _)) = levels.pop() {
+                    let parent = levels.last().map_or(folder, |(_, _, fd)| fd);
+                    unlinkat(parent, &*done, AtFlags::REMOVEDIR)?;
+                }
+            }
+        }
+    }
+}
+
+/// A link met where the walk does not follow links is refused as one; a name that is not
+/// there is not found.
+fn not_followed(error: Errno) -> FsError {
+    match error {
+        Errno::LOOP => FsError::Symlink,
+        Errno::NOENT => FsError::NotFound,
+        other => other.into(),
+    }
+}
+
+impl From<Errno> for FsError {
+    fn from(error: Errno) -> Self {
+        FsError::Io(error.into())
+    }
+}
+
+fn size(stat: &Stat) -> u64 {
+    u64::try_from(stat.st_size).unwrap_or(0)
+}
+
+/// The modification time (unix seconds), if it is after 1970.
+#[allow(clippy::unnecessary_cast)] // `st_mtime` is not an i64 on every target.
+fn modified(stat: &Stat) -> Option<i64> {
+    Some(stat.st_mtime as i64).filter(|t| *t >= 0)
 }
 
 async fn blocking<T, F>(work: F) -> Result<T, FsError>
@@ -755,6 +955,179 @@ mod tests {
             "secret"
         );
         assert!(!outside.join("new.txt").exists());
+    }
+
+    /// A customer with a shell (SSH, FTP, a CGI script) can swap a folder of theirs for a
+    /// link to another account's folder at any moment, including between the panel's check
+    /// of a path and its use. Here `dir` is swapped with a link to `outside` as fast as the
+    /// kernel allows while the file manager reads, lists, writes, renames, deletes and
+    /// creates folders through it:
+    /// whatever each call finds, it must never act on `outside`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_folder_swapped_for_a_link_mid_request_never_leads_outside() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret.txt"), "outside").unwrap();
+        fs::write(outside.join("only-outside.txt"), "").unwrap();
+        const ROUNDS: usize = 1_000;
+        for i in 0..ROUNDS {
+            fs::write(outside.join(format!("victim-{i}")), "victim").unwrap();
+        }
+        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        root.create_with(vec![(
+            RelPath::parse("dir/secret.txt").unwrap(),
+            "inside".to_owned(),
+        )])
+        .await
+        .unwrap();
+        std::os::unix::fs::symlink(&outside, root.path().join("alt")).unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (stop, base) = (stop.clone(), root.path().to_owned());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        base.join("dir"),
+                        rustix::fs::CWD,
+                        base.join("alt"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let (mut read_inside, mut refused) = (0, 0);
+        for i in 0..ROUNDS {
+            match root
+                .read(&RelPath::parse("dir/secret.txt").unwrap(), 100)
+                .await
+            {
+                Ok(bytes) => {
+                    assert_eq!(bytes, b"inside", "round {i}: read through the link");
+                    read_inside += 1;
+                }
+                Err(_) => refused += 1,
+            }
+            if let Ok(entries) = root.list(&RelPath::parse("dir").unwrap()).await {
+                assert!(
+                    entries.iter().all(|e| e.name != "only-outside.txt"),
+                    "round {i}: listed through the link"
+                );
+            }
+            let _ = root
+                .save(&RelPath::parse("dir/new.txt").unwrap(), b"x".to_vec())
+                .await;
+            let victim = RelPath::parse(&format!("dir/victim-{i}")).unwrap();
+            let _ = root.rename(&victim, &format!("renamed-{i}")).await;
+            let _ = root.delete(&victim).await;
+            let _ = root
+                .create_folder(&RelPath::parse("dir").unwrap(), &format!("made-{i}"))
+                .await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(
+            swaps > ROUNDS as u64,
+            "the folder was swapped {swaps} times"
+        );
+        assert!(
+            !outside.join("new.txt").exists(),
+            "written through the link"
+        );
+        let victims = (0..ROUNDS)
+            .filter(|i| outside.join(format!("victim-{i}")).exists())
+            .count();
+        assert_eq!(victims, ROUNDS, "deleted or renamed through the link");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            ROUNDS + 2,
+            "created through the link"
+        );
+        assert_eq!(
+            fs::read_to_string(outside.join("secret.txt")).unwrap(),
+            "outside"
+        );
+        // Both outcomes happened, so the race was run, not missed.
+        assert!(
+            read_inside > 0 && refused > 0,
+            "{read_inside} read, {refused} refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_deleted_whole_and_links_inside_are_removed_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep.txt"), "keep").unwrap();
+        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        root.create_with(vec![
+            (RelPath::parse("site/a/b/c.txt").unwrap(), "12345".into()),
+            (RelPath::parse("site/d.txt").unwrap(), "123".into()),
+            (RelPath::parse("other.txt").unwrap(), "1".into()),
+        ])
+        .await
+        .unwrap();
+        std::os::unix::fs::symlink(&outside, root.path().join("site/a/to-outside")).unwrap();
+        std::os::unix::fs::symlink(outside.join("keep.txt"), root.path().join("site/file-link"))
+            .unwrap();
+        // Links are neither followed nor counted.
+        assert_eq!(root.disk_usage().await.unwrap(), 9);
+        let kind = root.delete(&RelPath::parse("site").unwrap()).await.unwrap();
+        assert_eq!(kind, EntryKind::Folder);
+        assert!(!root.path().join("site").exists());
+        assert_eq!(
+            fs::read_to_string(outside.join("keep.txt")).unwrap(),
+            "keep"
+        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+        assert_eq!(root.disk_usage().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_folder_nested_too_deep_is_refused_whole_and_not_counted_below_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        root.create_with(vec![(RelPath::parse("deep/top.txt").unwrap(), "1".into())])
+            .await
+            .unwrap();
+        let mut path = root.path().join("deep");
+        for _ in 0..DEPTH_MAX + 5 {
+            path.push("d");
+        }
+        fs::create_dir_all(&path).unwrap();
+        fs::write(path.join("bottom.txt"), "22").unwrap();
+        let refused = root.delete(&RelPath::parse("deep").unwrap()).await;
+        assert!(matches!(refused, Err(FsError::TooDeep)), "{refused:?}");
+        assert!(path.join("bottom.txt").exists(), "nothing was removed");
+        assert!(
+            root.path().join("deep/top.txt").exists(),
+            "nothing was removed"
+        );
+        assert_eq!(
+            root.disk_usage().await.unwrap(),
+            1,
+            "the bottom is not reached"
+        );
+        // One level less than the limit everywhere is deleted whole.
+        let mut shallow = root.path().join("shallow");
+        for _ in 0..DEPTH_MAX - 2 {
+            shallow.push("s");
+        }
+        fs::create_dir_all(&shallow).unwrap();
+        fs::write(shallow.join("f"), "x").unwrap();
+        root.delete(&RelPath::parse("shallow").unwrap())
+            .await
+            .unwrap();
+        assert!(!root.path().join("shallow").exists());
     }
 
     #[tokio::test]

@@ -176,6 +176,7 @@ impl From<FsError> for PageError {
             | FsError::NotAFolder
             | FsError::NotAFile
             | FsError::RootIsFixed
+            | FsError::TooDeep
             | FsError::FolderAfterFile => PageError::bad_request(message),
         };
         page.back_to("/files", "Back to your files")
