@@ -629,6 +629,37 @@ impl Staged {
     }
 }
 
+/// Commits staged files together. Every destination is checked first, so one that became
+/// a folder or a link while the upload arrived refuses them all and none lands; then each
+/// is renamed into place. On failure, says how many landed (only a rename failing after
+/// every check passed lands some and not all) and why the next did not.
+pub async fn commit_all(mut staged: Vec<Staged>) -> Result<(), (usize, FsError)> {
+    for file in &mut staged {
+        file.finish().await.map_err(|error| (0, error))?;
+    }
+    let mut land = move || -> Result<(), (usize, FsError)> {
+        for file in &staged {
+            check_writable_target(&file.folder, &file.target).map_err(|error| (0, error))?;
+        }
+        for (landed, file) in staged.iter_mut().enumerate() {
+            if let Some(scratch) = &file.scratch {
+                renameat(
+                    &*file.folder,
+                    scratch.as_str(),
+                    &*file.folder,
+                    file.target.as_str(),
+                )
+                .map_err(|error| (landed, FsError::from(error)))?;
+                file.scratch = None;
+            }
+        }
+        Ok(())
+    };
+    blocking(move || Ok(land()))
+        .await
+        .unwrap_or_else(|error| Err((0, error)))
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(scratch) = &self.scratch {
@@ -1128,6 +1159,44 @@ mod tests {
             .await
             .unwrap();
         assert!(!root.path().join("shallow").exists());
+    }
+
+    #[tokio::test]
+    async fn staged_files_land_together_or_not_at_all_when_a_destination_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        root.create_with(Vec::new()).await.unwrap();
+        let stage = |name: &'static str| {
+            let root = root.clone();
+            async move {
+                let mut staged = root.stage(&RelPath::parse(name).unwrap()).await.unwrap();
+                staged.write(name.as_bytes()).await.unwrap();
+                staged
+            }
+        };
+        let both = vec![stage("a.txt").await, stage("b.txt").await];
+        // b.txt became a folder while the upload arrived: neither lands.
+        fs::create_dir(root.path().join("b.txt")).unwrap();
+        let refused = commit_all(both).await;
+        assert!(
+            matches!(refused, Err((0, FsError::NotAFile))),
+            "{refused:?}"
+        );
+        let names = |root: &FilesRoot| {
+            let mut names: Vec<String> = fs::read_dir(root.path())
+                .unwrap()
+                .map(|item| item.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&root), ["b.txt"], "nothing landed, no scratch left");
+        fs::remove_dir(root.path().join("b.txt")).unwrap();
+        commit_all(vec![stage("a.txt").await, stage("b.txt").await])
+            .await
+            .unwrap();
+        assert_eq!(names(&root), ["a.txt", "b.txt"]);
+        assert_eq!(fs::read(root.path().join("b.txt")).unwrap(), b"b.txt");
     }
 
     #[tokio::test]

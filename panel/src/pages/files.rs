@@ -20,7 +20,7 @@ use tokio_util::io::ReaderStream;
 use super::{query_value, see_other, PageError};
 use crate::assertion::Identity;
 use crate::binding;
-use crate::fs::{check_name, EntryKind, FilesRoot, FsError, RelPath, Staged};
+use crate::fs::{check_name, commit_all, EntryKind, FilesRoot, FsError, RelPath, Staged};
 use crate::layout::{format_size, format_time, page, Area, Flash};
 use crate::store::{Account, ActivityEntry, ActivityKind};
 use crate::{PanelState, UPLOAD_LIMIT_BYTES};
@@ -414,8 +414,8 @@ pub fn content_disposition(name: &str) -> String {
 
 /// `POST /files/upload`: multipart fields `path` (the folder, sent first) and `file`
 /// (one or more). Every file is staged first; only once the whole request has been read
-/// and found good are they committed, each recorded right after it lands, so a refused
-/// request changes nothing on disk.
+/// and found good are they committed, together (every destination checked before any
+/// lands) and each recorded, so a refused request changes nothing on disk.
 pub async fn upload(
     State(panel): State<PanelState>,
     identity: Identity,
@@ -461,9 +461,13 @@ pub async fn upload(
         return Err(PageError::bad_request("Choose a file to upload.")
             .back_to(folder_href(&folder), "Back to folder"));
     }
-    let mut uploaded: Vec<String> = Vec::with_capacity(staged_files.len());
-    for (rel, staged) in staged_files {
-        staged.commit().await?;
+    let (rels, staged): (Vec<RelPath>, Vec<Staged>) = staged_files.into_iter().unzip();
+    let (landed, failure) = match commit_all(staged).await {
+        Ok(()) => (rels.len(), None),
+        Err((landed, error)) => (landed, Some(PageError::from(error))),
+    };
+    let uploaded: Vec<String> = rels[..landed].iter().map(RelPath::to_string).collect();
+    for rel in &uploaded {
         record(
             &panel,
             &account,
@@ -472,12 +476,28 @@ pub async fn upload(
             format!("Uploaded {rel}"),
         )
         .await?;
-        uploaded.push(rel.to_string());
     }
-    Ok(see_other(
-        &folder_href(&folder),
-        &format!("Uploaded {}.", uploaded.join(", ")),
-    ))
+    match failure {
+        None => Ok(see_other(
+            &folder_href(&folder),
+            &format!("Uploaded {}.", uploaded.join(", ")),
+        )),
+        // Say what did land, so that nobody thinks the whole upload is lost.
+        Some(error) => {
+            let message = if uploaded.is_empty() {
+                format!("Nothing was uploaded: {}", error.message())
+            } else {
+                format!(
+                    "Uploaded {}; {} and the files after it were not saved: {}",
+                    uploaded.join(", "),
+                    rels[landed],
+                    error.message()
+                )
+            };
+            Err(PageError::new(error.status(), "Upload not saved", message)
+                .back_to(folder_href(&folder), "Back to folder"))
+        }
+    }
 }
 
 fn upload_failed(error: MultipartError) -> PageError {
