@@ -464,32 +464,28 @@ async fn the_audit_log_is_read_a_page_at_a_time_by_key_either_way_and_pages_do_n
             }
         };
 
-        // Newest first, older page after older page: every record once, in order.
-        let mut walked = Vec::new();
-        let mut from = AuditFrom::First;
-        loop {
-            let page = read(true, from).await;
-            walked.extend(page.iter().cloned());
-            match page.last() {
-                Some(last) if page.len() == 7 => from = AuditFrom::Before(AuditKey::of(last)),
-                _ => break,
-            }
-        }
-        assert_eq!(ids(&walked), ids(&newest_first));
-        // Oldest first, later page after later page: the same, the other way round.
         let mut oldest_first = newest_first.clone();
         oldest_first.reverse();
-        let mut walked = Vec::new();
-        let mut from = AuditFrom::First;
-        loop {
-            let page = read(false, from).await;
-            walked.extend(page.iter().cloned());
-            match page.last() {
-                Some(last) if page.len() == 7 => from = AuditFrom::After(AuditKey::of(last)),
-                _ => break,
+        // Page after page from the first, each read on from the last record of the page
+        // before (older ones when newest first): every record once, in order.
+        type Onward = fn(AuditKey) -> AuditFrom;
+        let onwards: [(bool, Onward, &[Record]); 2] = [
+            (true, AuditFrom::Before, &newest_first),
+            (false, AuditFrom::After, &oldest_first),
+        ];
+        for (newest, onward, expected) in onwards {
+            let mut walked = Vec::new();
+            let mut from = AuditFrom::First;
+            loop {
+                let page = read(newest, from).await;
+                walked.extend(page.iter().cloned());
+                match page.last() {
+                    Some(last) if page.len() == 7 => from = onward(AuditKey::of(last)),
+                    _ => break,
+                }
             }
+            assert_eq!(ids(&walked), ids(expected), "newest first: {newest}");
         }
-        assert_eq!(ids(&walked), ids(&oldest_first));
 
         // Back the other way from a key: the records nearest to it, in the order shown.
         let k = AuditKey::of(&newest_first[20]);

@@ -342,26 +342,16 @@ pub fn audit(
 ) -> Markup {
     // One impersonation reads oldest first, everything else newest first.
     let oldest_first = !q.impersonation.is_empty();
-    let older = pager.older.as_ref().map(|k| {
-        (
-            q.link(Some(("older", k))),
-            if oldest_first {
-                "← Earlier"
-            } else {
-                "Older →"
-            },
-        )
-    });
-    let newer = pager.newer.as_ref().map(|k| {
-        (
-            q.link(Some(("newer", k))),
-            if oldest_first {
-                "Later →"
-            } else {
-                "← Newer"
-            },
-        )
-    });
+    let (older_label, newer_label) = if oldest_first {
+        ("← Earlier", "Later →")
+    } else {
+        ("Older →", "← Newer")
+    };
+    let link = |side, key: &Option<AuditKey>, label| {
+        key.as_ref().map(|key| (q.link(Some((side, key))), label))
+    };
+    let older = link("older", &pager.older, older_label);
+    let newer = link("newer", &pager.newer, newer_label);
     let (back, forward) = if oldest_first {
         (older, newer)
     } else {
