@@ -14,7 +14,7 @@ use crate::audit::chain::Verifier;
 use crate::config::{Config, ConfigError};
 use crate::directory::{hash_password, valid_username, Role, Status};
 use crate::store::audit::{AuditFilter, AuditFrom, AuditPages};
-use crate::store::directory::NewAccount;
+use crate::store::directory::{AccountsFrom, NewAccount};
 use crate::store::Store;
 
 /// The configuration file used when neither `--config` nor `ACTAS_CONFIG` names one.
@@ -422,7 +422,9 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
             println!("added {username} ({role})");
         }
         AccountsCommand::List { created_by } => {
-            let list = store.accounts("", created_by.as_deref(), i64::MAX).await?;
+            let list = store
+                .accounts("", created_by.as_deref(), &AccountsFrom::First, i64::MAX)
+                .await?;
             println!(
                 "{:<20} {:<10} {:<16} {:<9} NAME",
                 "USERNAME", "ROLE", "CREATED BY", "STATUS"

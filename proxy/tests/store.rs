@@ -7,7 +7,7 @@ use actas_proxy::audit::chain::{compute_hash, Verifier, GENESIS};
 use actas_proxy::audit::Record;
 use actas_proxy::directory::{Role, Status};
 use actas_proxy::store::audit::{AuditFilter, AuditFrom, AuditKey};
-use actas_proxy::store::directory::NewAccount;
+use actas_proxy::store::directory::{AccountsFrom, NewAccount};
 use actas_proxy::store::sessions::{NewImpersonation, NewSession};
 use actas_proxy::store::{now_ms, Backend, Store, StoreError};
 
@@ -86,14 +86,29 @@ async fn accounts_are_added_found_listed_disabled_and_moved() {
         let carl = store.account("carl").await.unwrap().unwrap();
         assert_eq!(carl.role, Role::Customer);
         assert_eq!(carl.created_by.as_deref(), Some("rita"));
-        assert_eq!(store.accounts("", Some("rita"), 10).await.unwrap().len(), 1);
         assert_eq!(
-            store.accounts("AR", None, 10).await.unwrap().len(),
+            store
+                .accounts("", Some("rita"), &AccountsFrom::First, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .accounts("AR", None, &AccountsFrom::First, 10)
+                .await
+                .unwrap()
+                .len(),
             1,
             "search is case-insensitive"
         );
         assert_eq!(
-            store.accounts("%", None, 10).await.unwrap().len(),
+            store
+                .accounts("%", None, &AccountsFrom::First, 10)
+                .await
+                .unwrap()
+                .len(),
             0,
             "LIKE wildcards are literal"
         );
@@ -330,6 +345,104 @@ fn chain(instance: &str, n: i64, vary: impl Fn(&mut Record)) -> Vec<Record> {
             r
         })
         .collect()
+}
+
+#[tokio::test]
+async fn the_accounts_directory_is_read_a_page_at_a_time_by_username_either_way() {
+    for (store, _dir) in backends("accpg").await {
+        // Added out of order, every third by rita, so a filter and paging meet.
+        for n in (0..250).rev() {
+            let username = format!("u{n:03}");
+            let creator = (n % 3 == 0).then_some("rita");
+            if creator.is_some() && store.account("rita").await.unwrap().is_none() {
+                store
+                    .add_account(NewAccount {
+                        username: "rita",
+                        display_name: "Rita",
+                        role: Role::Reseller,
+                        created_by: None,
+                        password_hash: "h",
+                    })
+                    .await
+                    .unwrap();
+            }
+            assert!(store
+                .add_account(NewAccount {
+                    username: &username,
+                    display_name: "x",
+                    role: Role::Customer,
+                    created_by: creator,
+                    password_hash: "h",
+                })
+                .await
+                .unwrap());
+        }
+        let names = |list: Vec<actas_proxy::directory::Account>| {
+            list.into_iter().map(|a| a.username).collect::<Vec<_>>()
+        };
+        let all: Vec<String> = (0..250).map(|n| format!("u{n:03}")).collect();
+        // Forward page after page, then back from the end: every name once, in order.
+        let mut walked = Vec::new();
+        let mut from = AccountsFrom::First;
+        loop {
+            let page = names(store.accounts("u", None, &from, 100).await.unwrap());
+            walked.extend(page.iter().cloned());
+            match page.last() {
+                Some(last) if page.len() == 100 => from = AccountsFrom::After(last.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(walked, all);
+        let back = names(
+            store
+                .accounts("u", None, &AccountsFrom::Before("u200".into()), 100)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            back,
+            all[100..200],
+            "the 100 before u200, in username order"
+        );
+        let back = names(
+            store
+                .accounts("u", None, &AccountsFrom::Before("u050".into()), 100)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(back, all[..50]);
+        // With a search and a creator: the same order among the matches only.
+        let ritas: Vec<String> = all.iter().step_by(3).cloned().collect();
+        let first = names(
+            store
+                .accounts("", Some("rita"), &AccountsFrom::First, 40)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(first, ritas[..40]);
+        let next = names(
+            store
+                .accounts(
+                    "",
+                    Some("rita"),
+                    &AccountsFrom::After(first[39].clone()),
+                    40,
+                )
+                .await
+                .unwrap(),
+        );
+        assert_eq!(next, ritas[40..80]);
+        let one = names(
+            store
+                .accounts("U12", None, &AccountsFrom::After("u120".into()), 100)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            one,
+            ["u121", "u122", "u123", "u124", "u125", "u126", "u127", "u128", "u129"]
+        );
+    }
 }
 
 #[tokio::test]

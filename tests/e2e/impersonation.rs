@@ -746,3 +746,69 @@ fn policy_test_runs_the_shipped_cases() {
     assert!(!ok, "a failing case fails the command");
     assert!(out.contains("deliberately wrong"), "{out}");
 }
+
+/// The usernames listed on an accounts directory page, in order.
+fn listed(page: &str) -> Vec<String> {
+    page.split("href=\"/_actas/accounts/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The address of a pager link with the text `label`.
+fn pager(page: &str, label: &str) -> Option<String> {
+    let end = page.find(&format!("\">{label}</a>"))?;
+    let start = page[..end].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+#[test]
+fn staff_page_through_a_directory_of_more_accounts_than_one_page_holds() {
+    let stack = Stack::start();
+    block_on(async {
+        let mut db = sqlite_at(&stack.path().join("actas.db")).await;
+        for n in 0..150 {
+            sqlx::query(
+                "INSERT INTO accounts (username, display_name, role, created_by, status, password_hash, created_at, updated_at) \
+                 VALUES ($1, 'Customer', 'customer', 'rita', 'active', 'x', 0, 0)",
+            )
+            .bind(format!("c{n:03}"))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        }
+    });
+    let names = |from: usize, to: usize| -> Vec<String> {
+        (from..to).map(|n| format!("c{n:03}")).collect()
+    };
+    // Rita's customers: c000-c149, then carl and cora. Before, the directory stopped at
+    // the first 500 without a word; now a page holds 100 and says there is more.
+    let rita = stack.signed_in("rita");
+    let first = rita.get("/_actas/accounts").unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(listed(&first.body), names(0, 100));
+    assert_eq!(pager(&first.body, "← Previous"), None);
+    let next = pager(&first.body, "Next →").expect("a link to the next page");
+    let second = rita.get(&next).unwrap();
+    let mut rest = names(100, 150);
+    rest.extend(["carl".to_owned(), "cora".to_owned()]);
+    assert_eq!(listed(&second.body), rest);
+    assert_eq!(pager(&second.body, "Next →"), None);
+    let previous = pager(&second.body, "← Previous").expect("a link back");
+    assert_eq!(listed(&rita.get(&previous).unwrap().body), names(0, 100));
+
+    // A search keeps to its matches across pages; exactly one page of them has no Next.
+    let ada = stack.signed_in("ada");
+    let found = ada.get("/_actas/accounts?q=c0").unwrap();
+    assert_eq!(listed(&found.body), names(0, 100));
+    assert_eq!(pager(&found.body, "Next →"), None);
+    let found = ada.get("/_actas/accounts?q=c1&after=c120").unwrap();
+    assert_eq!(listed(&found.body), names(121, 150));
+    let back = pager(&found.body, "← Previous").expect("a link back");
+    assert!(back.contains("q=c1"), "the search is kept: {back}");
+    assert_eq!(listed(&ada.get(&back).unwrap().body), names(100, 121));
+
+    let reply = ada.get("/_actas/accounts?after=c001&before=c100").unwrap();
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}

@@ -21,6 +21,7 @@ use crate::audit::Kind;
 use crate::directory::Role;
 use crate::session::{self, COOKIE_NAME, LOGIN_COOKIE_NAME};
 use crate::store::audit::{AuditFilter, AuditFrom, AuditKey};
+use crate::store::directory::AccountsFrom;
 use crate::store::sessions::SessionRecord;
 use guard::{form, local_path, same_origin, secrets_equal};
 use pages::Viewer;
@@ -477,21 +478,63 @@ async fn accounts(app: &App, req: &Request, session: &SessionRecord) -> Response
         .map(|s| s.trim().chars().take(64).collect::<String>())
         .unwrap_or_default();
     let creator = (session.actor.role == Role::Reseller).then_some(session.actor.username.as_str());
-    match app.store.accounts(&search, creator, 500).await {
-        Ok(list) => {
-            let notice = session.notice.clone();
-            if notice.is_some() {
-                if let Some(t) = &req.token {
-                    app.notice_shown(session, t).await;
-                }
-            }
-            Response::html(
-                200,
-                pages::accounts(&viewer(session), &search, &list, notice.as_deref()),
+    let bound = |k: &str| q.get(k).map(|s| s.chars().take(64).collect::<String>());
+    let from = match (bound("after"), bound("before")) {
+        (None, None) => AccountsFrom::First,
+        (Some(name), None) => AccountsFrom::After(name),
+        (None, Some(name)) => AccountsFrom::Before(name),
+        (Some(_), Some(_)) => {
+            return Response::html(
+                400,
+                pages::error(
+                    Some(&viewer(session)),
+                    "Bad request",
+                    "This page link is malformed.",
+                ),
             )
         }
-        Err(e) => store_failure(Some(session), &e),
+    };
+    const PAGE: usize = 100;
+    let mut list = match app
+        .store
+        .accounts(&search, creator, &from, PAGE as i64 + 1)
+        .await
+    {
+        Ok(list) => list,
+        Err(e) => return store_failure(Some(session), &e),
+    };
+    // One more than a page, to know whether there are more in the direction read; the
+    // way back from a name always has the page it came from.
+    let more = list.len() > PAGE;
+    let backwards = matches!(from, AccountsFrom::Before(_));
+    if more {
+        if backwards {
+            list.remove(0);
+        } else {
+            list.pop();
+        }
     }
+    let came_from_a_name = from != AccountsFrom::First;
+    let pager = pages::AccountsPager {
+        before: list
+            .first()
+            .filter(|_| if backwards { more } else { came_from_a_name })
+            .map(|a| a.username.clone()),
+        after: list
+            .last()
+            .filter(|_| if backwards { came_from_a_name } else { more })
+            .map(|a| a.username.clone()),
+    };
+    let notice = session.notice.clone();
+    if notice.is_some() {
+        if let Some(t) = &req.token {
+            app.notice_shown(session, t).await;
+        }
+    }
+    Response::html(
+        200,
+        pages::accounts(&viewer(session), &search, &list, &pager, notice.as_deref()),
+    )
 }
 
 async fn account(app: &App, session: &SessionRecord, username: &str) -> Response {

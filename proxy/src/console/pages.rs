@@ -142,13 +142,31 @@ pub fn login(csrf: &str, next: &str, error: Option<&str>, username: &str) -> Mar
     )
 }
 
+/// Where the accounts directory's links lead: the usernames the pages before and after
+/// this one start next to, where there are such pages.
+pub struct AccountsPager {
+    /// Accounts before this page's first, if any.
+    pub before: Option<String>,
+    /// Accounts after this page's last, if any.
+    pub after: Option<String>,
+}
+
 /// The accounts directory.
 pub fn accounts(
     viewer: &Viewer<'_>,
     search: &str,
     list: &[Account],
+    pager: &AccountsPager,
     notice: Option<&str>,
 ) -> Markup {
+    let link = |side: &str, name: &str| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        if !search.is_empty() {
+            s.append_pair("q", search);
+        }
+        s.append_pair(side, name);
+        format!("/_actas/accounts?{}", s.finish())
+    };
     page(
         "Accounts",
         Some(viewer),
@@ -183,6 +201,10 @@ pub fn accounts(
                             }
                         }
                     }
+                }
+                div.pager {
+                    @if let Some(name) = &pager.before { a href=(link("before", name)) { "← Previous" } }
+                    @if let Some(name) = &pager.after { a href=(link("after", name)) { "Next →" } }
                 }
             }
         },

@@ -39,6 +39,17 @@ pub struct NewAccount<'a> {
     pub password_hash: &'a str,
 }
 
+/// Where a read of the accounts directory starts, in username order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountsFrom {
+    /// The first usernames.
+    First,
+    /// The usernames after this one, nearest first.
+    After(String),
+    /// The usernames before this one, nearest first (returned in username order).
+    Before(String),
+}
+
 impl Store {
     /// One account by username.
     pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
@@ -68,12 +79,15 @@ impl Store {
         }
     }
 
-    /// Accounts whose username or display name contains `search` (case-insensitive),
-    /// optionally only those created by `creator`, ordered by username.
+    /// At most `limit` accounts whose username or display name contains `search`
+    /// (case-insensitive), optionally only those created by `creator`, in username order,
+    /// from `from` on (a page at a time by username, so a page does not shift as accounts
+    /// are added).
     pub async fn accounts(
         &self,
         search: &str,
         creator: Option<&str>,
+        from: &AccountsFrom,
         limit: i64,
     ) -> Result<Vec<Account>, StoreError> {
         let pattern = format!(
@@ -84,18 +98,29 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
+        // Every username sorts after the empty one.
+        let (bound, side, order) = match from {
+            AccountsFrom::First => ("", ">", "ASC"),
+            AccountsFrom::After(name) => (name.as_str(), ">", "ASC"),
+            AccountsFrom::Before(name) => (name.as_str(), "<", "DESC"),
+        };
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM accounts \
              WHERE (LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(display_name) LIKE $1 ESCAPE '\\') \
-               AND ($2 = '' OR created_by = $2) \
-             ORDER BY username LIMIT $3"
+               AND ($2 = '' OR created_by = $2) AND username {side} $3 \
+             ORDER BY username {order} LIMIT $4"
         ))
         .bind(pattern)
         .bind(creator.unwrap_or(""))
+        .bind(bound)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(account).collect()
+        let mut accounts = rows.iter().map(account).collect::<Result<Vec<_>, _>>()?;
+        if matches!(from, AccountsFrom::Before(_)) {
+            accounts.reverse();
+        }
+        Ok(accounts)
     }
 
     /// Adds an account; `Ok(false)` when the username is taken.
