@@ -191,7 +191,7 @@ async fn impersonation_start_and_stop_are_atomic_and_happen_once() {
             store.end_impersonation("s1", "i1", None, "expired", now, Some("n"))
         );
         assert!(a.unwrap() ^ b.unwrap(), "exactly one ending");
-        let history = store.impersonations_of("carl", 10).await.unwrap();
+        let history = store.impersonations_of("carl", None, 10).await.unwrap();
         assert_eq!(history.len(), 1);
         assert!(history[0].ended_at.is_some());
         store.delete_session("s1").await.unwrap();
@@ -442,6 +442,42 @@ async fn the_accounts_directory_is_read_a_page_at_a_time_by_username_either_way(
             one,
             ["u121", "u122", "u123", "u124", "u125", "u126", "u127", "u128", "u129"]
         );
+    }
+}
+
+#[tokio::test]
+async fn a_customers_access_history_is_read_newest_first_a_page_at_a_time() {
+    for (store, _dir) in backends("histpg").await {
+        // 25 impersonations of carl, three to a millisecond, and one of cora.
+        for n in 0..26_i64 {
+            let subject = if n == 25 { "cora" } else { "carl" };
+            sqlx::query(
+                "INSERT INTO impersonations (id, session_id, actor, actor_role, subject, started_at, reason, mail_consent) \
+                 VALUES ($1, 's', 'ada', 'admin', $2, $3, '', 0)",
+            )
+            .bind(format!("imp-{n:02}"))
+            .bind(subject)
+            .bind(1_000 + n / 3)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let mut expected: Vec<String> = (0..25).map(|n| format!("imp-{n:02}")).collect();
+        expected.reverse();
+        let mut walked = Vec::new();
+        let mut before: Option<(i64, String)> = None;
+        loop {
+            let page = store
+                .impersonations_of("carl", before.as_ref().map(|(t, id)| (*t, id.as_str())), 7)
+                .await
+                .unwrap();
+            walked.extend(page.iter().map(|i| i.id.clone()));
+            match page.last() {
+                Some(last) if page.len() == 7 => before = Some((last.started_at, last.id.clone())),
+                _ => break,
+            }
+        }
+        assert_eq!(walked, expected, "every one once, newest first, ties by id");
     }
 }
 

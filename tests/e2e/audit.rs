@@ -485,6 +485,59 @@ fn customers_see_who_signed_in_as_them_and_why() {
 }
 
 #[test]
+fn a_long_access_history_is_shown_a_hundred_at_a_time_newest_first() {
+    let stack = Stack::start();
+    let mut statements = Vec::new();
+    for n in 0..105 {
+        statements.push(format!(
+            "INSERT INTO impersonations (id, session_id, actor, actor_role, subject, started_at, ended_at, end_reason, reason, mail_consent) \
+             VALUES ('imp-{n:03}', 's', 'ada', 'admin', 'carl', {}, {}, 'stopped', 'ticket {n}', 0)",
+            1_700_000_000_000_i64 + n * 60_000,
+            1_700_000_000_000_i64 + n * 60_000 + 5_000,
+        ));
+    }
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    sql(&stack, &statements);
+    let tickets = |page: &str| -> Vec<String> {
+        page.split("<td>ticket ")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let carl = stack.signed_in("carl");
+    let first = carl.get("/_actas/access-history").unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    let newest: Vec<String> = (5..105).rev().map(|n| n.to_string()).collect();
+    assert_eq!(tickets(&first.body), newest);
+    assert!(!first.body.contains("Most recent"));
+    let older = pager_link(&first.body, "Older →").expect("a link to older ones");
+    let second = carl.get(&older).unwrap();
+    assert_eq!(tickets(&second.body), ["4", "3", "2", "1", "0"]);
+    assert_eq!(pager_link(&second.body, "Older →"), None);
+    assert_eq!(
+        pager_link(&second.body, "⇤ Most recent").as_deref(),
+        Some("/_actas/access-history")
+    );
+    for bad in [
+        "x",
+        "1700000000000.",
+        ".imp-001",
+        "12.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.0.1.2.3.4.5.6.7.8.9.a",
+    ] {
+        let reply = carl
+            .get(&format!("/_actas/access-history?older={bad}"))
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Another customer's history is not reachable by a link of carl's.
+    let cora = stack.signed_in("cora");
+    let theirs = cora.get(&older).unwrap();
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(tickets(&theirs.body).is_empty(), "{}", theirs.body);
+}
+
+#[test]
 fn metrics_show_the_audit_queue() {
     let stack = Stack::start();
     let ada = stack.signed_in("ada");

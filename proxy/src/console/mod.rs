@@ -308,7 +308,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
         (&Method::POST, "/_actas/impersonate/stop") => stop(app, &req, &session).await,
         (&Method::GET | &Method::HEAD, "/_actas/audit") => audit(app, &req, &session).await,
         (&Method::GET | &Method::HEAD, "/_actas/access-history") => {
-            access_history(app, &session).await
+            access_history(app, &req, &session).await
         }
         (&Method::GET | &Method::HEAD, "/_actas/account/password") => {
             Response::html(200, pages::password(&viewer(&session), None, false))
@@ -765,11 +765,51 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
     Response::html(200, pages::audit(&viewer(session), &aq, &records, &pager))
 }
 
-async fn access_history(app: &App, session: &SessionRecord) -> Response {
+/// An access history page link's key, `<started_at>.<id>`; `None` for anything else.
+fn parse_history_key(k: &str) -> Option<(i64, &str)> {
+    let (at, id) = k.split_once('.')?;
+    Some((at.parse::<i64>().ok()?, id)).filter(|_| (1..=64).contains(&id.len()))
+}
+
+async fn access_history(app: &App, req: &Request, session: &SessionRecord) -> Response {
     // While impersonating, the history shown is the customer's: what they would see.
     let whose = &session.subject().username;
-    match app.store.impersonations_of(whose, 200).await {
-        Ok(list) => Response::html(200, pages::access_history(&viewer(session), &list)),
+    let q = query(&req.query);
+    // `older=<started_at>.<id>`: the last one of the page before.
+    let before = match q.get("older") {
+        None => None,
+        Some(k) => match parse_history_key(k) {
+            Some(key) => Some(key),
+            None => {
+                return Response::html(
+                    400,
+                    pages::error(
+                        Some(&viewer(session)),
+                        "Bad request",
+                        "This page link is malformed.",
+                    ),
+                )
+            }
+        },
+    };
+    const PAGE: usize = 100;
+    match app
+        .store
+        .impersonations_of(whose, before, PAGE as i64 + 1)
+        .await
+    {
+        Ok(mut list) => {
+            let more = list.len() > PAGE;
+            list.truncate(PAGE);
+            let older = list
+                .last()
+                .filter(|_| more)
+                .map(|i| format!("{}.{}", i.started_at, i.id));
+            Response::html(
+                200,
+                pages::access_history(&viewer(session), &list, older.as_deref(), before.is_some()),
+            )
+        }
         Err(e) => store_failure(Some(session), &e),
     }
 }

@@ -439,8 +439,20 @@ pub fn audit(
     )
 }
 
-/// The customer's access history: who signed in as them.
-pub fn access_history(viewer: &Viewer<'_>, list: &[ImpersonationSummary]) -> Markup {
+/// The customer's access history: who signed in as them, newest first, a page at a time:
+/// `older` is the key of the page after this one, if there is one; `later` says whether
+/// this page was reached by such a link.
+pub fn access_history(
+    viewer: &Viewer<'_>,
+    list: &[ImpersonationSummary],
+    older: Option<&str>,
+    later: bool,
+) -> Markup {
+    let link = |key: &str| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("older", key);
+        format!("/_actas/access-history?{}", s.finish())
+    };
     page(
         "Access history",
         Some(viewer),
@@ -464,6 +476,10 @@ pub fn access_history(viewer: &Viewer<'_>, list: &[ImpersonationSummary]) -> Mar
                             }
                         }
                     }
+                }
+                div.pager {
+                    @if later { a href="/_actas/access-history" { "⇤ Most recent" } }
+                    @if let Some(key) = older { a href=(link(key)) { "Older →" } }
                 }
             }
         },

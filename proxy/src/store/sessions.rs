@@ -462,17 +462,26 @@ impl Store {
         Ok(())
     }
 
-    /// Who impersonated `subject`, newest first.
+    /// Who impersonated `subject`, newest first: at most `limit`, from just before `before`
+    /// (the `started_at` and id of the last one shown) when it is given.
     pub async fn impersonations_of(
         &self,
         subject: &str,
+        before: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<ImpersonationSummary>, StoreError> {
+        // Newest first by (started_at, id), so that two started in one millisecond keep
+        // their place, and `before` continues exactly after the last one shown.
+        let (started_at, id) = before.unwrap_or((i64::MAX, ""));
         let rows = sqlx::query(
             "SELECT id, actor, actor_role, subject, started_at, ended_at, end_reason, reason, mail_consent \
-             FROM impersonations WHERE subject = $1 ORDER BY started_at DESC LIMIT $2",
+             FROM impersonations WHERE subject = $1 AND started_at <= $2 \
+               AND (started_at < $2 OR id < $3 OR $3 = '') \
+             ORDER BY started_at DESC, id DESC LIMIT $4",
         )
         .bind(subject)
+        .bind(started_at)
+        .bind(id)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
