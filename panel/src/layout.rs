@@ -203,6 +203,7 @@ a { color: var(--accent); }
 h1 { margin: 0 0 18px; font-size: 1.6rem; }
 h2 { font-size: 1.15rem; margin: 28px 0 10px; }
 .muted { color: var(--muted); }
+.pager { display: flex; gap: 12px; margin-top: 12px; }
 .sidebar .muted { color: var(--side-ink); opacity: 0.75; }
 .flash { padding: 10px 14px; border-radius: var(--radius); margin: 0 0 18px; }
 .flash.notice { background: var(--ok-bg); color: var(--ok-ink); }

@@ -272,3 +272,55 @@ async fn each_file_of_an_upload_is_recorded() {
     let text = panel.get(&ada_as_carl, "/activity").await.text();
     assert!(text.contains("ada (admin) on behalf of carl"), "{text}");
 }
+
+/// The domains named by "Added domain …" entries of an activity page, in order.
+fn domains_added(page: &str) -> Vec<String> {
+    page.split("Added domain ")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The address of the activity page's "Older →" link.
+fn older_link(page: &str) -> Option<String> {
+    let end = page.find("\">Older →</a>")?;
+    let start = page[..end].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_long_feed_is_shown_a_hundred_at_a_time_and_a_page_does_not_shift() {
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    for n in 0..105 {
+        panel
+            .post(&carl, "/domains", &[("name", &format!("d{n:03}.example"))])
+            .await
+            .assert_redirect("/domains");
+    }
+    let names = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.rev().map(|n| format!("d{n:03}.example")).collect()
+    };
+    let first = panel.get(&carl, "/activity").await.text();
+    assert_eq!(domains_added(&first), names(5..105), "the newest 100");
+    assert!(!first.contains("⇤ Newest"));
+    let older = older_link(&first).expect("a link to older entries");
+    // Carl goes on; the older page is the one it was.
+    panel
+        .post(&carl, "/domains", &[("name", "late.example")])
+        .await
+        .assert_redirect("/domains");
+    let second = panel.get(&carl, &older).await.text();
+    assert_eq!(domains_added(&second), names(0..5));
+    assert!(second.contains("⇤ Newest"));
+    assert_eq!(older_link(&second), None, "nothing older");
+    for bad in [
+        "/activity?older=x",
+        "/activity?older=12",
+        "/activity?older=1.x",
+    ] {
+        let reply = panel.get(&carl, bad).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

@@ -93,6 +93,8 @@ impl ActivityEntry {
 /// A stored entry, ready to show.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ActivityRecord {
+    /// Its place among the account's entries (with `at`, the feed's page key).
+    pub id: i64,
     /// When it happened (unix seconds).
     pub at: i64,
     /// The kind's stored name, e.g. `domain.added`.
@@ -163,11 +165,27 @@ impl Store {
         account_id: i64,
         limit: i64,
     ) -> Result<Vec<ActivityRecord>, StoreError> {
+        self.activity_before(account_id, None, limit).await
+    }
+
+    /// At most `limit` of the account's entries, newest first, from just before `before`
+    /// (the `(at, id)` of the last one shown) when it is given: a page at a time, and a
+    /// page does not shift as entries are added.
+    pub async fn activity_before(
+        &self,
+        account_id: i64,
+        before: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        let (at, id) = before.unwrap_or((i64::MAX, i64::MAX));
         let records = sqlx::query_as::<_, ActivityRecord>(
-            "SELECT at, kind, summary, subject, actor_username, actor_role, impersonation_id \
-             FROM activity WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            "SELECT id, at, kind, summary, subject, actor_username, actor_role, impersonation_id \
+             FROM activity WHERE account_id = ? AND (at, id) < (?, ?) \
+             ORDER BY at DESC, id DESC LIMIT ?",
         )
         .bind(account_id)
+        .bind(at)
+        .bind(id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
