@@ -396,13 +396,6 @@ fn audit_rows(page: &str) -> Vec<String> {
         .collect()
 }
 
-/// The address of the audit page's link whose text is `label`.
-fn pager_link(page: &str, label: &str) -> Option<String> {
-    let end = page.find(&format!("\">{label}</a>"))?;
-    let start = page[..end].rfind("href=\"")? + "href=\"".len();
-    Some(page[start..end].replace("&amp;", "&"))
-}
-
 #[test]
 fn the_audit_page_pages_by_record_and_a_page_does_not_shift_when_records_arrive() {
     let stack = Stack::start();
@@ -419,16 +412,20 @@ fn the_audit_page_pages_by_record_and_a_page_does_not_shift_when_records_arrive(
     let first = ada.get("/_actas/audit?actor=carl").unwrap();
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(audit_rows(&first.body), visits(11, 110), "the newest 100");
-    assert_eq!(pager_link(&first.body, "← Newer"), None);
-    assert_eq!(pager_link(&first.body, "⇤ Newest"), None);
-    let older = pager_link(&first.body, "Older →").expect("a link to older records");
+    assert_eq!(link_labelled(&first.body, "← Newer"), None);
+    assert_eq!(link_labelled(&first.body, "⇤ Newest"), None);
+    let older = link_labelled(&first.body, "Older →").expect("a link to older records");
     assert!(older.contains("actor=carl"), "the filter is kept: {older}");
 
     let second = ada.get(&older).unwrap();
     let rows = audit_rows(&second.body);
     assert_eq!(rows[..10], visits(1, 10)[..], "then the ten older visits");
     assert!(rows[10..].iter().all(|r| !r.contains("/?n=")), "{rows:?}");
-    assert_eq!(pager_link(&second.body, "Older →"), None, "nothing older");
+    assert_eq!(
+        link_labelled(&second.body, "Older →"),
+        None,
+        "nothing older"
+    );
 
     // Carl goes on; the second page is the one it was, not shifted by five.
     for n in 111..=115 {
@@ -437,15 +434,15 @@ fn the_audit_page_pages_by_record_and_a_page_does_not_shift_when_records_arrive(
     stack.wait_audit("carl's 115th request", |r| r["path"] == "/?n=115");
     assert_eq!(audit_rows(&ada.get(&older).unwrap().body), rows);
     // Back from the second page: the 100 newer than it, with more above.
-    let newer = pager_link(&second.body, "← Newer").expect("a link to newer records");
+    let newer = link_labelled(&second.body, "← Newer").expect("a link to newer records");
     let back = ada.get(&newer).unwrap();
     assert_eq!(audit_rows(&back.body), visits(11, 110));
     let newest = ada
-        .get(&pager_link(&back.body, "← Newer").expect("the five new ones are newer"))
+        .get(&link_labelled(&back.body, "← Newer").expect("the five new ones are newer"))
         .unwrap();
     assert_eq!(audit_rows(&newest.body), visits(111, 115));
-    assert_eq!(pager_link(&newest.body, "← Newer"), None);
-    let start = pager_link(&back.body, "⇤ Newest").expect("a link to the first page");
+    assert_eq!(link_labelled(&newest.body, "← Newer"), None);
+    let start = link_labelled(&back.body, "⇤ Newest").expect("a link to the first page");
     assert_eq!(audit_rows(&ada.get(&start).unwrap().body), visits(16, 115));
 
     // Links and filters that are not what the page writes are refused, not ignored.
@@ -511,12 +508,12 @@ fn a_long_access_history_is_shown_a_hundred_at_a_time_newest_first() {
     let newest: Vec<String> = (5..105).rev().map(|n| n.to_string()).collect();
     assert_eq!(tickets(&first.body), newest);
     assert!(!first.body.contains("Most recent"));
-    let older = pager_link(&first.body, "Older →").expect("a link to older ones");
+    let older = link_labelled(&first.body, "Older →").expect("a link to older ones");
     let second = carl.get(&older).unwrap();
     assert_eq!(tickets(&second.body), ["4", "3", "2", "1", "0"]);
-    assert_eq!(pager_link(&second.body, "Older →"), None);
+    assert_eq!(link_labelled(&second.body, "Older →"), None);
     assert_eq!(
-        pager_link(&second.body, "⇤ Most recent").as_deref(),
+        link_labelled(&second.body, "⇤ Most recent").as_deref(),
         Some("/_actas/access-history")
     );
     for bad in [

@@ -719,6 +719,13 @@ pub fn form_action(html: &str, prefix: &str) -> Option<String> {
     quoted_from(html, html.find(&needle)? + "action=\"".len())
 }
 
+/// The address of the first link on a page whose text is exactly `label`, unescaped.
+pub fn link_labelled(html: &str, label: &str) -> Option<String> {
+    let end = html.find(&format!("\">{label}</a>"))?;
+    let start = html[..end].rfind("href=\"")? + "href=\"".len();
+    quoted_from(html, start)
+}
+
 /// What an echo upstream saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {

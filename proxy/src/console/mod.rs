@@ -195,6 +195,19 @@ fn not_allowed(session: &SessionRecord, detail: &str) -> Response {
     )
 }
 
+/// The 400 page for a page link (of a list read a page at a time) that the console did not
+/// write.
+fn malformed_link(session: &SessionRecord) -> Response {
+    Response::html(
+        400,
+        pages::error(
+            Some(&viewer(session)),
+            "Bad request",
+            "This page link is malformed.",
+        ),
+    )
+}
+
 fn query(q: &str) -> std::collections::HashMap<String, String> {
     form(q.as_bytes())
 }
@@ -483,16 +496,7 @@ async fn accounts(app: &App, req: &Request, session: &SessionRecord) -> Response
         (None, None) => AccountsFrom::First,
         (Some(name), None) => AccountsFrom::After(name),
         (None, Some(name)) => AccountsFrom::Before(name),
-        (Some(_), Some(_)) => {
-            return Response::html(
-                400,
-                pages::error(
-                    Some(&viewer(session)),
-                    "Bad request",
-                    "This page link is malformed.",
-                ),
-            )
-        }
+        (Some(_), Some(_)) => return malformed_link(session),
     };
     const PAGE: usize = 100;
     let mut list = match app
@@ -699,13 +703,13 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
         (None, None) => AuditFrom::First,
         (Some(k), None) => match parse_audit_key(k) {
             Some(key) => AuditFrom::Before(key),
-            None => return bad("This page link is malformed."),
+            None => return malformed_link(session),
         },
         (None, Some(k)) => match parse_audit_key(k) {
             Some(key) => AuditFrom::After(key),
-            None => return bad("This page link is malformed."),
+            None => return malformed_link(session),
         },
-        (Some(_), Some(_)) => return bad("This page link is malformed."),
+        (Some(_), Some(_)) => return malformed_link(session),
     };
     let filter = AuditFilter {
         actor: (!aq.actor.is_empty()).then(|| aq.actor.clone()),
@@ -780,16 +784,7 @@ async fn access_history(app: &App, req: &Request, session: &SessionRecord) -> Re
         None => None,
         Some(k) => match parse_history_key(k) {
             Some(key) => Some(key),
-            None => {
-                return Response::html(
-                    400,
-                    pages::error(
-                        Some(&viewer(session)),
-                        "Bad request",
-                        "This page link is malformed.",
-                    ),
-                )
-            }
+            None => return malformed_link(session),
         },
     };
     const PAGE: usize = 100;
