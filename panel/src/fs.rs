@@ -314,7 +314,9 @@ impl FilesRoot {
                     continue;
                 }
                 let kind = match FileType::from_raw_mode(stat.st_mode) {
-                    _ if !utf8 => EntryKind::Other,
+                    // A name the file manager could not open again (made from a shell,
+                    // e.g. `c:stuff`) is listed without links or actions.
+                    _ if !utf8 || check_name(&name).is_err() => EntryKind::Other,
                     FileType::Symlink => EntryKind::Link,
                     FileType::Directory => EntryKind::Folder,
                     FileType::RegularFile => EntryKind::File,

@@ -502,6 +502,16 @@ async fn names_that_read_as_drive_letters_are_refused_with_400() {
     for name in ["c:stuff", "C:report.txt", "d:x"] {
         assert!(!root.join(name).exists(), "{name}");
     }
+    // Made from a shell, such a name is listed as one the file manager does not support,
+    // with no link or action that could only end in that 400.
+    std::fs::write(root.join("c:stuff"), "x").unwrap();
+    let page = panel.get(&carl, "/files").await.text();
+    assert!(
+        page.contains("c:stuff <span class=\"muted\">(not supported)</span>"),
+        "{page}"
+    );
+    assert!(!page.contains("path=c%3Astuff"), "{page}");
+    assert!(!page.contains("value=\"c:stuff\""), "{page}");
 }
 
 #[tokio::test]
