@@ -608,26 +608,8 @@ impl Staged {
 
     /// Flushes the scratch file (unless [`Staged::finish`] did) and renames it over the
     /// destination.
-    pub async fn commit(mut self) -> Result<(), FsError> {
-        self.finish().await?;
-        let Some(scratch) = self.scratch.clone() else {
-            return Ok(());
-        };
-        let folder = self.folder.clone();
-        let target = self.target.clone();
-        blocking(move || {
-            // The destination may have changed while the bytes were arriving.
-            check_writable_target(&folder, &target)?;
-            Ok(renameat(
-                &*folder,
-                scratch.as_str(),
-                &*folder,
-                target.as_str(),
-            )?)
-        })
-        .await?;
-        self.scratch = None;
-        Ok(())
+    pub async fn commit(self) -> Result<(), FsError> {
+        commit_all(vec![self]).await.map_err(|(_, error)| error)
     }
 }
 
@@ -951,13 +933,22 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn links_are_refused_not_followed() {
+    /// A scratch folder holding carl's root (not created yet) and, beside it, `outside`
+    /// with `files` in it: what a link from carl's root must never lead to.
+    fn beside_outside(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, FilesRoot) {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside");
         fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("secret.txt"), "secret").unwrap();
+        for (name, contents) in files {
+            fs::write(outside.join(name), contents).unwrap();
+        }
         let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        (dir, outside, root)
+    }
+
+    #[tokio::test]
+    async fn links_are_refused_not_followed() {
+        let (_dir, outside, root) = beside_outside(&[("secret.txt", "secret")]);
         root.create_with(Vec::new()).await.unwrap();
         std::os::unix::fs::symlink(&outside, root.path().join("dir-link")).unwrap();
         std::os::unix::fs::symlink(outside.join("secret.txt"), root.path().join("file-link"))
@@ -1000,16 +991,12 @@ mod tests {
     async fn a_folder_swapped_for_a_link_mid_request_never_leads_outside() {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside");
-        fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("secret.txt"), "outside").unwrap();
-        fs::write(outside.join("only-outside.txt"), "").unwrap();
+        let (_dir, outside, root) =
+            beside_outside(&[("secret.txt", "outside"), ("only-outside.txt", "")]);
         const ROUNDS: usize = 1_000;
         for i in 0..ROUNDS {
             fs::write(outside.join(format!("victim-{i}")), "victim").unwrap();
         }
-        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
         root.create_with(vec![(
             RelPath::parse("dir/secret.txt").unwrap(),
             "inside".to_owned(),
@@ -1097,11 +1084,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_folder_is_deleted_whole_and_links_inside_are_removed_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside");
-        fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("keep.txt"), "keep").unwrap();
-        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        let (_dir, outside, root) = beside_outside(&[("keep.txt", "keep")]);
         root.create_with(vec![
             (RelPath::parse("site/a/b/c.txt").unwrap(), "12345".into()),
             (RelPath::parse("site/d.txt").unwrap(), "123".into()),

@@ -23,6 +23,7 @@ use crate::session::{self, COOKIE_NAME, LOGIN_COOKIE_NAME};
 use crate::store::audit::{AuditFilter, AuditFrom, AuditKey};
 use crate::store::directory::AccountsFrom;
 use crate::store::sessions::SessionRecord;
+use crate::store::PageFrom;
 use guard::{form, local_path, same_origin, secrets_equal};
 use pages::Viewer;
 
@@ -206,6 +207,49 @@ fn malformed_link(session: &SessionRecord) -> Response {
             "This page link is malformed.",
         ),
     )
+}
+
+/// Where a list page starts, from the two parameters its links use for the entries
+/// before and after a key, the key read by `key`; `None` for a link the console did not
+/// write (a key that does not parse, or both parameters).
+fn page_from<K>(
+    q: &std::collections::HashMap<String, String>,
+    before: &str,
+    after: &str,
+    key: impl Fn(&str) -> Option<K>,
+) -> Option<PageFrom<K>> {
+    match (q.get(before), q.get(after)) {
+        (None, None) => Some(PageFrom::First),
+        (Some(k), None) => key(k).map(PageFrom::Before),
+        (None, Some(k)) => key(k).map(PageFrom::After),
+        (Some(_), Some(_)) => None,
+    }
+}
+
+/// A list page read with one entry more than `size`, to know whether more lie the way it
+/// was read: cuts that entry off the far end, and says whether a link leads on from the
+/// page's first and from its last entry, as shown. `read_as_shown`: the page was read in
+/// the order it is shown (else from its end back); a page reached by a link always has
+/// the way back to where it came from.
+fn page_ends<T>(
+    list: &mut Vec<T>,
+    size: usize,
+    read_as_shown: bool,
+    from_link: bool,
+) -> (bool, bool) {
+    let more = list.len() > size;
+    if more {
+        if read_as_shown {
+            list.truncate(size);
+        } else {
+            list.remove(0);
+        }
+    }
+    if read_as_shown {
+        (from_link, more)
+    } else {
+        (more, from_link)
+    }
 }
 
 fn query(q: &str) -> std::collections::HashMap<String, String> {
@@ -491,12 +535,10 @@ async fn accounts(app: &App, req: &Request, session: &SessionRecord) -> Response
         .map(|s| s.trim().chars().take(64).collect::<String>())
         .unwrap_or_default();
     let creator = (session.actor.role == Role::Reseller).then_some(session.actor.username.as_str());
-    let bound = |k: &str| q.get(k).map(|s| s.chars().take(64).collect::<String>());
-    let from = match (bound("after"), bound("before")) {
-        (None, None) => AccountsFrom::First,
-        (Some(name), None) => AccountsFrom::After(name),
-        (None, Some(name)) => AccountsFrom::Before(name),
-        (Some(_), Some(_)) => return malformed_link(session),
+    let Some(from) = page_from(&q, "before", "after", |name| {
+        Some(name.chars().take(64).collect::<String>())
+    }) else {
+        return malformed_link(session);
     };
     const PAGE: usize = 100;
     let mut list = match app
@@ -507,27 +549,14 @@ async fn accounts(app: &App, req: &Request, session: &SessionRecord) -> Response
         Ok(list) => list,
         Err(e) => return store_failure(Some(session), &e),
     };
-    // One more than a page, to know whether there are more in the direction read; the
-    // way back from a name always has the page it came from.
-    let more = list.len() > PAGE;
     let backwards = matches!(from, AccountsFrom::Before(_));
-    if more {
-        if backwards {
-            list.remove(0);
-        } else {
-            list.pop();
-        }
-    }
-    let came_from_a_name = from != AccountsFrom::First;
+    let (at_first, at_last) = page_ends(&mut list, PAGE, !backwards, from != AccountsFrom::First);
     let pager = pages::AccountsPager {
         before: list
             .first()
-            .filter(|_| if backwards { more } else { came_from_a_name })
+            .filter(|_| at_first)
             .map(|a| a.username.clone()),
-        after: list
-            .last()
-            .filter(|_| if backwards { came_from_a_name } else { more })
-            .map(|a| a.username.clone()),
+        after: list.last().filter(|_| at_last).map(|a| a.username.clone()),
     };
     let notice = session.notice.clone();
     if notice.is_some() {
@@ -699,17 +728,8 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
         }
     }
     let [since, until] = times;
-    let from = match (q.get("older"), q.get("newer")) {
-        (None, None) => AuditFrom::First,
-        (Some(k), None) => match parse_audit_key(k) {
-            Some(key) => AuditFrom::Before(key),
-            None => return malformed_link(session),
-        },
-        (None, Some(k)) => match parse_audit_key(k) {
-            Some(key) => AuditFrom::After(key),
-            None => return malformed_link(session),
-        },
-        (Some(_), Some(_)) => return malformed_link(session),
+    let Some(from) = page_from(&q, "older", "newer", parse_audit_key) else {
+        return malformed_link(session);
     };
     let filter = AuditFilter {
         actor: (!aq.actor.is_empty()).then(|| aq.actor.clone()),
@@ -735,35 +755,28 @@ async fn audit(app: &App, req: &Request, session: &SessionRecord) -> Response {
         Ok(records) => records,
         Err(e) => return store_failure(Some(session), &e),
     };
-    // One record more than a page was asked for, to know whether there are more in the
-    // direction read. The way back from a key always has the page it came from.
-    let more = records.len() as i64 > limit;
     let read_older = match &from {
         AuditFrom::First => newest_first,
         AuditFrom::Before(_) => true,
         AuditFrom::After(_) => false,
     };
-    if more {
-        // The extra record is the farthest from where the read started.
-        if read_older == newest_first {
-            records.pop();
-        } else {
-            records.remove(0);
-        }
-    }
-    let (oldest, newest) = if newest_first {
-        (records.last(), records.first())
-    } else {
-        (records.first(), records.last())
-    };
     let came_from_a_key = from != AuditFrom::First;
+    let (at_first, at_last) = page_ends(
+        &mut records,
+        limit as usize,
+        read_older == newest_first,
+        came_from_a_key,
+    );
+    let first = records.first().filter(|_| at_first).map(AuditKey::of);
+    let last = records.last().filter(|_| at_last).map(AuditKey::of);
+    let (newer, older) = if newest_first {
+        (first, last)
+    } else {
+        (last, first)
+    };
     let pager = pages::AuditPager {
-        older: oldest
-            .filter(|_| if read_older { more } else { came_from_a_key })
-            .map(AuditKey::of),
-        newer: newest
-            .filter(|_| if read_older { came_from_a_key } else { more })
-            .map(AuditKey::of),
+        older,
+        newer,
         first: came_from_a_key,
     };
     Response::html(200, pages::audit(&viewer(session), &aq, &records, &pager))
@@ -794,15 +807,14 @@ async fn access_history(app: &App, req: &Request, session: &SessionRecord) -> Re
         .await
     {
         Ok(mut list) => {
-            let more = list.len() > PAGE;
-            list.truncate(PAGE);
+            let (later, at_last) = page_ends(&mut list, PAGE, true, before.is_some());
             let older = list
                 .last()
-                .filter(|_| more)
+                .filter(|_| at_last)
                 .map(|i| format!("{}.{}", i.started_at, i.id));
             Response::html(
                 200,
-                pages::access_history(&viewer(session), &list, older.as_deref(), before.is_some()),
+                pages::access_history(&viewer(session), &list, older.as_deref(), later),
             )
         }
         Err(e) => store_failure(Some(session), &e),

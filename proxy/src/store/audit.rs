@@ -167,17 +167,9 @@ impl AuditKey {
     }
 }
 
-/// Where a read of the audit log starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuditFrom {
-    /// The first records in the order read: the newest when read newest first, the oldest
-    /// when read oldest first.
-    First,
-    /// The records that sort before this key (older), nearest to it first.
-    Before(AuditKey),
-    /// The records that sort after this key (newer), nearest to it first.
-    After(AuditKey),
-}
+/// Where a read of the audit log starts: `First` is the newest records when read newest
+/// first, the oldest when read oldest first; `Before` are older records, `After` newer.
+pub type AuditFrom = super::PageFrom<AuditKey>;
 
 /// The query [`Store::audit_records`] runs, ascending or descending by `(ts, instance, seq)`,
 /// and the filter values it binds after `since` and `until`; then come, with `bound`, the

@@ -39,16 +39,9 @@ pub struct NewAccount<'a> {
     pub password_hash: &'a str,
 }
 
-/// Where a read of the accounts directory starts, in username order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccountsFrom {
-    /// The first usernames.
-    First,
-    /// The usernames after this one, nearest first.
-    After(String),
-    /// The usernames before this one, nearest first (returned in username order).
-    Before(String),
-}
+/// Where a read of the accounts directory starts, in username order (a page read
+/// `Before` a name comes back in username order too).
+pub type AccountsFrom = super::PageFrom<String>;
 
 impl Store {
     /// One account by username.

@@ -10,6 +10,19 @@ pub mod audit;
 pub mod directory;
 pub mod sessions;
 
+/// Where a page of a list read a page at a time starts: at the list's first entries in the
+/// order read, or next to the entry with key `K` (the last or first one of the page before),
+/// nearest first. A page read by key does not shift as entries are added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageFrom<K> {
+    /// The first entries in the order read.
+    First,
+    /// The entries that sort before this key, nearest first.
+    Before(K),
+    /// The entries that sort after this key, nearest first.
+    After(K),
+}
+
 use std::str::FromStr;
 use std::time::Duration;
 
