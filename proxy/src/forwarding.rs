@@ -157,7 +157,8 @@ pub struct Client {
 }
 
 /// Works out the client from the TCP peer and, only when the peer is trusted, the
-/// `X-Forwarded-For`/`X-Forwarded-Proto` it sent.
+/// `X-Forwarded-For`/`X-Forwarded-Proto` it sent. `trusted` is the plain-HTTP listener's
+/// `trusted_proxies`: the caller passes none for the HTTPS listener.
 pub fn client(peer: Option<IpAddr>, tls: bool, req: &RequestHeader, trusted: &[IpNet]) -> Client {
     let peer_ip = peer.map(ip_text).unwrap_or_else(|| "unknown".into());
     let peer_trusted = peer.is_some_and(|p| trusted.iter().any(|n| n.contains(p)));
@@ -168,27 +169,36 @@ pub fn client(peer: Option<IpAddr>, tls: bool, req: &RequestHeader, trusted: &[I
             forwarded_for: peer_ip,
         };
     }
-    let chain: Vec<String> = req
+    // Each trusted proxy appends the address it saw, so the chain is read from the right:
+    // past trusted proxies to the first address that is not one. Whatever stands left of it
+    // the client wrote itself. An entry that cannot be read ends the walk: skipping it would
+    // let the client's own entries take its place, so the client is then the proxy that
+    // wrote it.
+    let entries: Vec<&str> = req
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| s.parse::<IpAddr>().is_ok())
+        .map(str::trim)
         .collect();
-    // The client is the right-most address that is not itself a trusted proxy.
-    let ip = chain
-        .iter()
-        .rev()
-        .find(|a| {
-            a.parse::<IpAddr>()
-                .map(|ip| !trusted.iter().any(|n| n.contains(ip)))
-                .unwrap_or(false)
-        })
-        .cloned()
-        .or_else(|| chain.first().cloned())
-        .unwrap_or_else(|| peer_ip.clone());
+    let mut believed = Vec::new();
+    let mut ip = None;
+    for entry in entries.iter().rev() {
+        let Some(addr) = forwarded_address(entry) else {
+            break;
+        };
+        believed.push(addr);
+        if !trusted.iter().any(|n| n.contains(addr)) {
+            ip = Some(addr);
+            break;
+        }
+    }
+    // Every address was a trusted proxy's: the left-most one read is the nearest to the
+    // client there is.
+    let ip = ip
+        .or_else(|| believed.last().copied())
+        .map_or_else(|| peer_ip.clone(), ip_text);
     let proto = match req
         .headers
         .get("x-forwarded-proto")
@@ -200,8 +210,10 @@ pub fn client(peer: Option<IpAddr>, tls: bool, req: &RequestHeader, trusted: &[I
         _ if tls => "https",
         _ => "http",
     };
-    let mut forwarded_for = chain.join(", ");
-    if !forwarded_for.is_empty() {
+    // The upstream is sent the part of the chain actas believes, as addresses, then the peer.
+    let mut forwarded_for = String::new();
+    for addr in believed.iter().rev() {
+        forwarded_for.push_str(&ip_text(*addr));
         forwarded_for.push_str(", ");
     }
     forwarded_for.push_str(&peer_ip);
@@ -210,6 +222,31 @@ pub fn client(peer: Option<IpAddr>, tls: bool, req: &RequestHeader, trusted: &[I
         proto,
         forwarded_for,
     }
+}
+
+/// One `X-Forwarded-For` entry as an address: `192.0.2.1`, `2001:db8::1`, and the forms
+/// some balancers write with the client's port, `192.0.2.1:5555`, `[2001:db8::1]` and
+/// `[2001:db8::1]:5555`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    let (v4, port) = entry.split_once(':')?;
+    if !is_port(port) {
+        return None;
+    }
+    v4.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.parse::<u16>().is_ok()
 }
 
 /// An address as text, as `Display` writes it. IPv4 is written directly: `Display` goes
@@ -375,6 +412,51 @@ mod tests {
         let c = client(Some("10.0.0.9".parse().unwrap()), false, &r, &trusted);
         assert_eq!(c.ip, "203.0.113.7");
         assert_eq!(c.proto, "https");
-        assert_eq!(c.forwarded_for, "6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.9");
+        // What the client wrote left of itself is not passed on as if it were believed.
+        assert_eq!(c.forwarded_for, "203.0.113.7, 10.0.0.2, 10.0.0.9");
+    }
+
+    #[test]
+    fn a_balancer_that_writes_the_clients_port_is_read_and_cannot_be_stepped_past() {
+        let trusted = vec![IpNet::parse("10.0.0.0/8").unwrap()];
+        let peer = Some("10.0.0.9".parse().unwrap());
+        for (chain, ip) in [
+            ("1.1.1.1, 203.0.113.9:5555", "203.0.113.9"),
+            ("1.1.1.1, [2001:db8::7]:443, 10.0.0.2:80", "2001:db8::7"),
+            ("1.1.1.1, [2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::8", "2001:db8::8"),
+            // Unreadable: the client is the proxy that wrote it, never what stands left of it.
+            ("1.1.1.1, unknown", "10.0.0.9"),
+            ("1.1.1.1, 203.0.113.9:99999", "10.0.0.9"),
+            ("1.1.1.1, [2001:db8::7]x", "10.0.0.9"),
+            ("1.1.1.1, garbage, 10.0.0.3", "10.0.0.3"),
+            ("", "10.0.0.9"),
+        ] {
+            let r = req(&[("X-Forwarded-For", chain)]);
+            let c = client(peer, false, &r, &trusted);
+            assert_eq!(c.ip, ip, "{chain}");
+            assert!(
+                !c.forwarded_for.contains("1.1.1.1"),
+                "{chain}: {}",
+                c.forwarded_for
+            );
+            assert!(c.forwarded_for.ends_with("10.0.0.9"), "{chain}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn whatever_the_client_writes_it_cannot_choose_the_address_a_trusted_balancer_saw(
+            forged in "[ -~]{0,40}",
+        ) {
+            // The balancer (10.0.0.9) appends the address it saw, 203.0.113.9, after whatever
+            // the client sent; the client is that address, whatever the client wrote.
+            let trusted = vec![IpNet::parse("10.0.0.0/8").unwrap()];
+            for seen in ["203.0.113.9", "203.0.113.9:5555"] {
+                let r = req(&[("X-Forwarded-For", &format!("{forged}, {seen}"))]);
+                let c = client(Some("10.0.0.9".parse().unwrap()), false, &r, &trusted);
+                prop_assert_eq!(&c.ip, "203.0.113.9");
+            }
+        }
     }
 }

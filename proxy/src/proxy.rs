@@ -184,12 +184,12 @@ impl ProxyHttp for Actas {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let trusted = app
-            .config
-            .http
-            .as_ref()
-            .map(|h| h.trusted_proxies.as_slice())
-            .unwrap_or(&[]);
+        // `trusted_proxies` belongs to the plain-HTTP listener, the one a balancer that
+        // ends TLS talks to: on the HTTPS listener no peer's forwarded headers are believed.
+        let trusted = match &app.config.http {
+            Some(h) if !tls => h.trusted_proxies.as_slice(),
+            _ => &[],
+        };
         ctx.client = forwarding::client(peer, tls, session.req_header(), trusted);
         ctx.host = host_of(session.req_header());
 

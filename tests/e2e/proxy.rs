@@ -816,6 +816,46 @@ fn behind_a_trusted_load_balancer_the_forwarded_client_is_believed() {
     assert_eq!(seen.all("x-forwarded-proto"), vec!["https".to_owned()]);
     let rec = stack.wait_audit("via lb", |r| r["path"] == "/via-lb");
     assert_eq!(rec["client_ip"], "203.0.113.9");
+    // A balancer that writes the client's port: the client cannot put an address of its
+    // choosing before it and have that believed.
+    lb.send(
+        "GET",
+        "/via-lb-with-port",
+        &[("x-forwarded-for", "198.51.100.1, 203.0.113.9:5555")],
+        None,
+    )
+    .unwrap();
+    let rec = stack.wait_audit("via lb with port", |r| r["path"] == "/via-lb-with-port");
+    assert_eq!(rec["client_ip"], "203.0.113.9");
+    assert_eq!(
+        echo.last().all("x-forwarded-for"),
+        vec!["203.0.113.9, 127.0.0.1".to_owned()]
+    );
+}
+
+#[test]
+fn the_https_listener_believes_no_forwarded_headers_even_from_a_trusted_address() {
+    // `trusted_proxies` is the plain-HTTP listener's: a peer in that range that reaches
+    // the HTTPS port directly chooses neither its address nor its scheme.
+    let (echo, stack, _lb) = behind_a_load_balancer("\"127.0.0.1/32\"");
+    let direct = stack.signed_in("carl");
+    let r = direct
+        .send(
+            "GET",
+            "/direct",
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "http"),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = echo.last();
+    assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1".to_owned()]);
+    assert_eq!(seen.all("x-forwarded-proto"), vec!["https".to_owned()]);
+    let rec = stack.wait_audit("direct", |r| r["path"] == "/direct");
+    assert_eq!(rec["client_ip"], "127.0.0.1");
 }
 
 #[test]
