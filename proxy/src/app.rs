@@ -214,6 +214,10 @@ pub enum StartOutcome {
     Denied,
     /// The audit store could not record it, so it did not happen.
     Unrecorded(AuditError),
+    /// Allowed, but the session changed while it was being started (a second click that
+    /// lost to the first, a stop or a sign-out in another tab): this request started
+    /// nothing, and the record says so.
+    Raced,
 }
 
 /// What a staff member asked for when clicking **Sign in as this user**.
@@ -755,7 +759,7 @@ impl App {
             });
             self.audit.record(e).await;
             started?;
-            return Ok(StartOutcome::Denied);
+            return Ok(StartOutcome::Raced);
         }
         METRICS
             .impersonations_started_total

@@ -614,6 +614,40 @@ fn a_start_that_does_not_take_effect_is_on_record_as_not_taking_effect() {
 }
 
 #[test]
+fn a_start_that_loses_a_race_is_a_409_not_a_denial() {
+    // Two clicks on "Sign in as this user": the second finds the session changed by the
+    // first. Allowed by the policy, it must not be shown as "You don't have permission".
+    // The trigger makes the store's conditional update find the session changed, as the
+    // losing click does.
+    let stack = Stack::start();
+    let ada = stack.signed_in("ada");
+    sql(
+        &stack,
+        &["CREATE TRIGGER lose_the_race BEFORE UPDATE OF imp_id ON sessions WHEN NEW.imp_id IS NOT NULL BEGIN SELECT RAISE(IGNORE); END"],
+    );
+    let r = ada.impersonate("carl", "", false);
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body.contains("Your session changed meanwhile"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("permission"), "{}", r.body);
+    let start = stack.wait_audit("the start", |r| r["kind"] == "impersonation.start");
+    let not_made = stack.wait_audit("that it did not take effect", |r| {
+        r["kind"] == "impersonation.denied" && r["impersonation_id"] == start["impersonation_id"]
+    });
+    assert!(
+        not_made["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the session changed meanwhile")),
+        "{not_made}"
+    );
+    // Nothing started: ada is still herself.
+    assert!(!ada.get("/").unwrap().body.contains("Stop impersonating"));
+}
+
+#[test]
 fn verify_with_a_kept_head_catches_deleted_newest_records() {
     let stack = tampered_stack();
     let (_, out) = verify(&stack);

@@ -70,6 +70,10 @@ fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     let unknown = stack.browser().login("nobody", "not the password");
     for r in [&wrong, &unknown] {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.header("www-authenticate").as_deref(),
+            Some("Cookie realm=\"actas\"")
+        );
         assert!(r.body.contains("Wrong username or password"), "{}", r.body);
         assert!(r
             .headers

@@ -480,15 +480,21 @@ async fn login_submit(app: &App, req: &Request) -> Response {
                 app.config.session.absolute_timeout,
             ))
             .with_cookie(session::clear_cookie(LOGIN_COOKIE_NAME)),
-        Ok(LoginOutcome::Refused) => Response::html(
-            401,
-            pages::login(&fresh, &next, Some("Wrong username or password"), username),
-        )
-        .with_cookie(session::set_cookie(
-            LOGIN_COOKIE_NAME,
-            &fresh,
-            std::time::Duration::from_secs(3600),
-        )),
+        Ok(LoginOutcome::Refused) => {
+            let mut r = Response::html(
+                401,
+                pages::login(&fresh, &next, Some("Wrong username or password"), username),
+            )
+            .with_cookie(session::set_cookie(
+                LOGIN_COOKIE_NAME,
+                &fresh,
+                std::time::Duration::from_secs(3600),
+            ));
+            // A 401 names how to authenticate (RFC 9110 §15.5.2), as every other one here.
+            r.headers
+                .push(("www-authenticate", "Cookie realm=\"actas\"".into()));
+            r
+        }
         Ok(LoginOutcome::Throttled(wait)) => {
             let mut r = Response::html(429, pages::error(None, "Too many sign-in attempts", &format!("Too many sign-in attempts from here or for this account. Wait {wait} seconds and try again.")));
             r.headers.push(("retry-after", wait.to_string()));
@@ -638,6 +644,7 @@ async fn impersonate(app: &App, req: &Request, session: &SessionRecord) -> Respo
         Ok(StartOutcome::Started { token }) => Response::redirect("/")
             .with_cookie(session::set_cookie(COOKIE_NAME, &token, app.config.session.absolute_timeout)),
         Ok(StartOutcome::Denied) => Response::html(403, pages::impersonation_denied(&viewer(session))),
+        Ok(StartOutcome::Raced) => Response::html(409, pages::error(Some(&viewer(session)), "Your session changed meanwhile", "Nothing was started by this request: while it was being made, your session changed (a second click on the button, or a stop or sign-out in another tab). Open the panel to see where you are now.")),
         Ok(StartOutcome::Unrecorded(e)) => Response::html(503, pages::error(Some(&viewer(session)), "Audit log unavailable", &format!("The impersonation was not started because it could not be recorded: {e}. Try again in a moment."))),
         Err(e) => store_failure(Some(session), &e),
     }
