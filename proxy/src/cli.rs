@@ -141,10 +141,12 @@ pub enum AuditCommand {
     Export(ExportArgs),
     /// Check every instance's hash chain; report the first broken link.
     ///
-    /// A chain proves that nothing before its newest record was changed, removed or
-    /// reordered; that its newest records were not deleted, only a head kept elsewhere can
-    /// prove. Every run prints each chain's head: keep those lines off this machine, and
-    /// pass them back with --expect-head next time.
+    /// The chain's hash has no key: it shows a record changed, removed or reordered
+    /// without the hashes after it being computed again (by hand, a bug, a bad restore).
+    /// Whoever can write the database can also recompute them, delete the newest records
+    /// or add new ones; only a head kept elsewhere shows that for the records up to it.
+    /// Every run prints each chain's head: keep those lines off this machine, and pass
+    /// them back with --expect-head next time.
     Verify {
         /// A head printed by an earlier run, `INSTANCE:SEQ:HASH`: that chain must still
         /// hold this record (it may have grown since). May be given once per chain.
@@ -153,8 +155,8 @@ pub enum AuditCommand {
     },
     /// Print the newest records, and with --follow keep printing new ones.
     Tail {
-        /// How many records to print first.
-        #[arg(short = 'n', long, default_value_t = 20)]
+        /// How many records to print first (0: none, only new ones with --follow).
+        #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..))]
         lines: i64,
         /// Keep printing new records.
         #[arg(short, long)]
@@ -247,13 +249,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database.url, 2).await.with_context(|| {
-        format!(
-            "{}: `database.url`: cannot open the database {}",
-            config.source.display(),
-            crate::store::redacted_url(&config.database.url)
-        )
-    })
+    Store::open(&config.database.url, 2)
+        .await
+        .with_context(|| cannot_open(config))
+}
+
+/// The store of a command that only reads: a missing SQLite file is an error.
+async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open_existing(&config.database.url, 2)
+        .await
+        .with_context(|| cannot_open(config))
+}
+
+fn cannot_open(config: &Config) -> String {
+    format!(
+        "{}: `database.url`: cannot open the database {}",
+        config.source.display(),
+        crate::store::redacted_url(&config.database.url)
+    )
 }
 
 /// Reads a password: typed at a terminal without echo, or the first line of piped input.
@@ -534,7 +547,7 @@ pub fn record_json(r: &crate::audit::Record) -> String {
 }
 
 async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let mut out = std::io::stdout().lock();
     match cmd {
         AuditCommand::Export(args) => {
@@ -598,9 +611,11 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
             for instance in &instances {
                 let mut v = Verifier::new(instance);
                 let anchor = expected.get(instance);
-                let mut after = 0;
+                // From the lowest number there is, not from 1: a record written into the
+                // table by hand at seq 0 or below is read, and refused, like any other.
+                let mut from = i64::MIN;
                 let result = 'chain: loop {
-                    let page = store.audit_chain(instance, after, 5_000).await?;
+                    let page = store.audit_chain_from(instance, from, 5_000).await?;
                     for r in &page {
                         if let Err(b) = v.check(r) {
                             break 'chain Err(b.to_string());
@@ -608,12 +623,12 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                         if let Some((seq, hash)) = anchor {
                             if r.seq == *seq && r.hash != *hash {
                                 break 'chain Err(format!(
-                                    "chain {instance} broken at seq {seq} (record {}): its hash is not the one the head kept says ({hash}): the chain was rewritten from there on",
+                                    "chain {instance} broken at or before seq {seq} (record {}): its hash is not the one the head kept says ({hash}): the records up to it were rewritten and their hashes computed again",
                                     r.id
                                 ));
                             }
                         }
-                        after = r.seq;
+                        from = r.seq.saturating_add(1);
                     }
                     if page.len() < 5_000 {
                         break Ok(());
@@ -662,9 +677,13 @@ async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
                 }
             }
             let filter = AuditFilter::default();
-            let mut newest = store
-                .audit_records(&filter, true, &AuditFrom::First, lines.max(1))
-                .await?;
+            let mut newest = if lines > 0 {
+                store
+                    .audit_records(&filter, true, &AuditFrom::First, lines)
+                    .await?
+            } else {
+                Vec::new()
+            };
             newest.reverse();
             let printed: std::collections::HashSet<String> =
                 newest.iter().map(|r| r.id.clone()).collect();
@@ -746,7 +765,7 @@ fn policy(config_path: &Path, named: bool, cmd: PolicyCommand) -> anyhow::Result
             let set = crate::policy::PolicySet::load(&config.policy.dir)?;
             let rt = runtime()?;
             let (a, t) = rt.block_on(async {
-                let store = open_store(&config).await?;
+                let store = open_existing_store(&config).await?;
                 let a = store.account(&actor).await?;
                 let t = store.account(&target).await?;
                 store.close().await;

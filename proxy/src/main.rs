@@ -19,6 +19,9 @@ fn main() -> std::process::ExitCode {
     let cli = actas_proxy::cli::Cli::parse();
     match actas_proxy::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `actas audit export | head`: the reader has all it wanted. A failed command in a
+        // pipeline with `pipefail` would fail the script for nothing.
+        Err(e) if closed_output(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("actas: {}", message(&e));
             std::process::ExitCode::FAILURE
@@ -41,4 +44,12 @@ fn message(error: &anyhow::Error) -> String {
         text.push_str(&cause);
     }
     text
+}
+
+/// Standard output was closed by its reader. Only a write's own error counts: a broken pipe
+/// deeper in the chain (a database connection's socket) is a failure like any other.
+fn closed_output(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -341,6 +341,30 @@ fn verify_catches_a_rewritten_record_even_with_its_hash_recomputed() {
 }
 
 #[test]
+fn verify_catches_records_added_below_the_chains_first() {
+    // A chain starts at seq 1; a row put in by hand at 0 or below, at any number down to
+    // the lowest there is, is read and refused, not skipped.
+    for seq in ["0", "-5", "-9223372036854775808"] {
+        let stack = tampered_stack();
+        sql(
+            &stack,
+            &[&format!(
+                "INSERT INTO audit SELECT instance, {seq}, 'forged', ts, kind, 'mallory', subject, \
+                 session_id, impersonation_id, request_id, method, host, path, status, bytes_out, \
+                 duration_ms, client_ip, user_agent, decision, reason, prev_hash, hash \
+                 FROM audit WHERE seq = 1"
+            )],
+        );
+        let (ok, out) = verify(&stack);
+        assert!(!ok, "seq {seq}: {out}");
+        assert!(
+            out.contains(&format!("a record numbered {seq} is outside the chain")),
+            "seq {seq}: {out}"
+        );
+    }
+}
+
+#[test]
 fn admins_browse_the_audit_log_and_see_one_impersonation_on_one_page() {
     let stack = Stack::start();
     let ada = stack.signed_in("ada");

@@ -213,6 +213,64 @@ fn audit_tail_prints_the_newest_records_as_json_lines() {
         lines[0]["ts"].as_str().unwrap().contains('T'),
         "RFC 3339 time"
     );
+    let (ok, out, err) = stack.actas(&["audit", "tail", "-n", "0"]);
+    assert!(ok && out.is_empty(), "-n 0 prints no record: {out}{err}");
+    let (ok, _, err) = stack.actas(&["audit", "tail", "-n", "-1"]);
+    assert!(!ok && err.contains("-1"), "{err}");
+}
+
+#[test]
+fn audit_output_into_a_closed_pipe_is_not_a_failure() {
+    // `actas audit export | head -1`: once the reader has gone, the command stops quietly
+    // and exits 0, so a script with `pipefail` does not fail for it.
+    let stack = Stack::start();
+    stack.signed_in("carl").get("/").unwrap();
+    stack.wait_audit("a request", |r| r["path"] == "/");
+    for args in [&["audit", "export"][..], &["audit", "tail"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(bin("actas"))
+            .arg("--config")
+            .arg(&stack.config)
+            .args(args)
+            .env("ACTAS_LOG", "warn")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn audit_commands_refuse_a_database_that_is_not_there_instead_of_making_one() {
+    let stack = no_server();
+    let db = stack.path().join("actas.db");
+    let typo = stack.path().join("typo.db");
+    let text = std::fs::read_to_string(&stack.config)
+        .unwrap()
+        .replace(&db.display().to_string(), &typo.display().to_string());
+    assert!(text.contains("typo.db"), "{text}");
+    let config = stack.path().join("typo.toml");
+    std::fs::write(&config, text).unwrap();
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "export"],
+        &["audit", "tail"],
+    ] {
+        let (ok, out, err) = actas(&config, args, None);
+        assert!(!ok, "{args:?} answered from a database made for it: {out}");
+        assert!(
+            err.contains("cannot open the database") && err.contains("typo.db"),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // The database that is there is read as before.
+    let (ok, out, err) = stack.actas(&["audit", "verify"]);
+    assert!(ok && out.contains("OK:"), "{out}{err}");
 }
 
 #[test]

@@ -139,7 +139,12 @@ impl Verifier {
         if r.seq != self.expected_seq {
             return Err(brk(
                 self.expected_seq,
-                if r.seq > self.expected_seq {
+                if r.seq < 1 {
+                    format!(
+                        "a record numbered {} is outside the chain, which starts at 1 (it was added by hand)",
+                        r.seq
+                    )
+                } else if r.seq > self.expected_seq {
                     format!(
                         "records {}..{} are missing (deleted), next present is seq {}",
                         self.expected_seq,

@@ -437,12 +437,27 @@ impl Store {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Record>, StoreError> {
+        match after_seq.checked_add(1) {
+            Some(from) => self.audit_chain_from(instance, from, limit).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One chain's records in `seq` order, from `from_seq` (inclusive), at most `limit`.
+    /// `audit verify` starts at `i64::MIN`: a chain starts at 1, but a row put in the table
+    /// by hand may carry any number, and must be seen to be refused.
+    pub async fn audit_chain_from(
+        &self,
+        instance: &str,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Record>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM audit WHERE instance = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT {} FROM audit WHERE instance = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
             COLUMNS.join(", ")
         ))
         .bind(instance)
-        .bind(after_seq)
+        .bind(from_seq)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;

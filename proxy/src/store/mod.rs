@@ -92,6 +92,19 @@ impl Store {
         Ok(store)
     }
 
+    /// As `open`, for commands that read what is there (`audit`, `policy explain`): an
+    /// SQLite file that does not exist is an error, not a new, empty database that would
+    /// answer "0 records, intact" for a mistyped path.
+    pub async fn open_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rw")
+        } else {
+            url.to_owned()
+        };
+        Store::open(&url, max_connections).await
+    }
+
     /// Connects without migrating (for a second pool on an already opened store).
     pub async fn connect(
         url: &str,
