@@ -387,24 +387,19 @@ impl FilesRoot {
         let Some(name) = rel.name() else {
             return Err(FsError::NotAFile);
         };
-        let target = check_name(name)?.to_owned();
+        let name = check_name(name)?.to_owned();
+        self.destination(&rel.parent()).await?.stage(&name).await
+    }
+
+    /// Opens the folder `rel` as the destination of staged files. Every file staged
+    /// through it shares this one open folder, so an upload of many files holds one
+    /// descriptor for its folder, not one per file.
+    pub async fn destination(&self, rel: &RelPath) -> Result<Destination, FsError> {
         let this = self.clone();
         let rel = rel.clone();
         blocking(move || {
-            let folder = this.open_folder(&rel.parent())?;
-            check_writable_target(&folder, &target)?;
-            let suffix: String = rand::thread_rng()
-                .sample_iter(&Alphanumeric)
-                .take(16)
-                .map(char::from)
-                .collect();
-            let scratch = format!("{SCRATCH_PREFIX}{suffix}");
-            let file = File::from(openat(&folder, scratch.as_str(), NEW_FILE, FILE_MODE)?);
-            Ok(Staged {
-                file: Some(tokio::fs::File::from_std(file)),
-                folder: Arc::new(folder),
-                scratch: Some(scratch),
-                target,
+            Ok(Destination {
+                folder: Arc::new(this.open_folder(&rel)?),
             })
         })
         .await
@@ -574,6 +569,38 @@ impl FilesRoot {
         }
     }
 }
+/// A folder opened once to receive staged files (see [`FilesRoot::destination`]).
+#[derive(Debug, Clone)]
+pub struct Destination {
+    folder: Arc<OwnedFd>,
+}
+
+impl Destination {
+    /// Starts writing the file `name` in this folder: checks the destination, then opens
+    /// a scratch file beside it. Nothing is visible until [`Staged::commit`].
+    pub async fn stage(&self, name: &str) -> Result<Staged, FsError> {
+        let target = check_name(name)?.to_owned();
+        let folder = self.folder.clone();
+        blocking(move || {
+            check_writable_target(&folder, &target)?;
+            let suffix: String = rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect();
+            let scratch = format!("{SCRATCH_PREFIX}{suffix}");
+            let file = File::from(openat(&*folder, scratch.as_str(), NEW_FILE, FILE_MODE)?);
+            Ok(Staged {
+                file: Some(tokio::fs::File::from_std(file)),
+                folder,
+                scratch: Some(scratch),
+                target,
+            })
+        })
+        .await
+    }
+}
+
 /// A file being written beside its destination. Dropping it without
 /// [`Staged::commit`] removes the scratch file.
 #[derive(Debug)]
@@ -597,7 +624,8 @@ impl Staged {
     }
 
     /// Flushes the bytes to disk and closes the scratch file, so that a request staging
-    /// many files holds one descriptor at a time. Nothing is visible until [`Staged::commit`].
+    /// many files holds one scratch file open at a time (and, besides, one open folder
+    /// per [`Destination`]). Nothing is visible until [`Staged::commit`].
     pub async fn finish(&mut self) -> Result<(), FsError> {
         if let Some(mut file) = self.file.take() {
             file.flush().await?;

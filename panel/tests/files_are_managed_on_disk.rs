@@ -5,7 +5,7 @@
 
 mod common;
 
-use actas_panel::pages::files::{EDIT_BODY_LIMIT_BYTES, TEXT_LIMIT_BYTES};
+use actas_panel::pages::files::{EDIT_BODY_LIMIT_BYTES, TEXT_LIMIT_BYTES, UPLOAD_FILES_MAX};
 use axum::http::StatusCode;
 use common::{encode, read, Panel, Part, Reply, Who};
 
@@ -153,6 +153,41 @@ async fn an_upload_must_name_its_folder_first_and_carry_a_file() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(!panel.files_of("carl").join("x.txt").exists());
+}
+
+#[tokio::test]
+async fn an_upload_of_more_files_than_the_limit_is_refused_whole() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let names: Vec<String> = (0..=UPLOAD_FILES_MAX)
+        .map(|i| format!("f{i}.txt"))
+        .collect();
+    let mut parts = vec![Part::Text("path", "public_html")];
+    parts.extend(names.iter().map(|name| Part::File("file", name, b"x")));
+    let reply = panel.upload(&carl, &parts).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let text = reply.text();
+    assert!(
+        text.contains(&format!("at most {UPLOAD_FILES_MAX} files")),
+        "{text}"
+    );
+    assert!(text.contains("Nothing was uploaded"), "{text}");
+    assert_eq!(
+        common::names_in(&panel.files_of("carl").join("public_html")),
+        ["index.html"],
+        "nothing written, no scratch left"
+    );
+
+    // The limit itself is accepted.
+    parts.pop();
+    panel
+        .upload(&carl, &parts)
+        .await
+        .assert_redirect("/files?path=public_html&notice=");
+    assert_eq!(
+        common::names_in(&panel.files_of("carl").join("public_html")).len(),
+        UPLOAD_FILES_MAX + 1
+    );
 }
 
 #[tokio::test]

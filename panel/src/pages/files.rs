@@ -20,13 +20,20 @@ use tokio_util::io::ReaderStream;
 use super::{query_value, see_other, PageError};
 use crate::assertion::Identity;
 use crate::binding;
-use crate::fs::{check_name, commit_all, EntryKind, FilesRoot, FsError, RelPath, Staged};
+use crate::fs::{
+    check_name, commit_all, Destination, EntryKind, FilesRoot, FsError, RelPath, Staged,
+};
 use crate::layout::{format_size, format_time, page, Area, Flash};
 use crate::store::{Account, ActivityEntry, ActivityKind};
 use crate::{PanelState, UPLOAD_LIMIT_BYTES};
 
 /// Largest file the viewer and editor open (larger ones are downloaded instead).
 pub const TEXT_LIMIT_BYTES: u64 = 1024 * 1024;
+
+/// Most files one upload may carry: each is staged (a scratch file on disk) until the
+/// whole request has been read, so an unbounded number would let one request fill the
+/// folder with scratch files.
+pub const UPLOAD_FILES_MAX: usize = 100;
 
 /// Largest body `POST /files/edit` reads: a [`TEXT_LIMIT_BYTES`] file with every byte
 /// percent-encoded (3 bytes each), doubled because a browser sends each line feed as
@@ -413,7 +420,8 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 /// `POST /files/upload`: multipart fields `path` (the folder, sent first) and `file`
-/// (one or more). Every file is staged first; only once the whole request has been read
+/// (one to [`UPLOAD_FILES_MAX`]). Every file is staged first, all through one open
+/// destination folder; only once the whole request has been read
 /// and found good are they committed, together (every destination checked before any
 /// lands) and each recorded, so a refused request changes nothing on disk.
 pub async fn upload(
@@ -424,6 +432,8 @@ pub async fn upload(
 ) -> Result<Response, PageError> {
     let root = files_root(&panel, &account)?;
     let mut folder: Option<RelPath> = None;
+    // Opened at the folder's first file and shared by every file staged into it.
+    let mut destination: Option<Destination> = None;
     // Dropped on any early return, which removes the scratch files.
     let mut staged_files: Vec<(RelPath, Staged)> = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(upload_failed)? {
@@ -431,18 +441,35 @@ pub async fn upload(
             Some("path") => {
                 let text = field.text().await.map_err(upload_failed)?;
                 folder = Some(RelPath::parse(&text)?);
+                destination = None;
             }
             Some("file") => {
                 let Some(folder) = &folder else {
                     return Err(FsError::FolderAfterFile.into());
                 };
+                if staged_files.len() == UPLOAD_FILES_MAX {
+                    return Err(PageError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Too many files",
+                        format!(
+                            "Nothing was uploaded: one upload takes at most {UPLOAD_FILES_MAX} files. Upload them in smaller groups."
+                        ),
+                    )
+                    .back_to(folder_href(folder), "Back to folder"));
+                }
                 let name = field.file_name().unwrap_or_default().to_owned();
                 if name.is_empty() {
                     return Err(PageError::bad_request("Choose a file to upload.")
                         .back_to(folder_href(folder), "Back to folder"));
                 }
-                let rel = folder.child(check_name(&name)?);
-                let mut staged = root.stage(&rel).await?;
+                let name = check_name(&name)?;
+                let rel = folder.child(name);
+                let into = match destination.take() {
+                    Some(open) => open,
+                    None => root.destination(folder).await?,
+                };
+                let mut staged = into.stage(name).await?;
+                destination = Some(into);
                 while let Some(chunk) = field.chunk().await.map_err(upload_failed)? {
                     staged.write(&chunk).await?;
                 }
