@@ -19,8 +19,8 @@ use std::sync::Arc;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use rustix::fs::{
-    mkdirat, openat, renameat, renameat_with, statat, unlinkat, AtFlags, Dir, FileType, Mode,
-    OFlags, RenameFlags, Stat, CWD,
+    fchmod, mkdirat, openat, renameat, renameat_with, statat, unlinkat, AtFlags, Dir, FileType,
+    Mode, OFlags, RenameFlags, Stat, CWD,
 };
 use rustix::io::Errno;
 use thiserror::Error;
@@ -577,12 +577,14 @@ pub struct Destination {
 
 impl Destination {
     /// Starts writing the file `name` in this folder: checks the destination, then opens
-    /// a scratch file beside it. Nothing is visible until [`Staged::commit`].
+    /// a scratch file beside it. When it replaces a file, the scratch file gets that
+    /// file's permissions, so that saving a 0600 secret or a 0755 script keeps them.
+    /// Nothing is visible until [`Staged::commit`].
     pub async fn stage(&self, name: &str) -> Result<Staged, FsError> {
         let target = check_name(name)?.to_owned();
         let folder = self.folder.clone();
         blocking(move || {
-            check_writable_target(&folder, &target)?;
+            let replaced = check_writable_target(&folder, &target)?;
             let suffix: String = rand::thread_rng()
                 .sample_iter(&Alphanumeric)
                 .take(16)
@@ -590,12 +592,18 @@ impl Destination {
                 .collect();
             let scratch = format!("{SCRATCH_PREFIX}{suffix}");
             let file = File::from(openat(&*folder, scratch.as_str(), NEW_FILE, FILE_MODE)?);
-            Ok(Staged {
-                file: Some(tokio::fs::File::from_std(file)),
+            // Built before anything else can fail, so that dropping it removes the scratch.
+            let mut staged = Staged {
+                file: None,
                 folder,
                 scratch: Some(scratch),
                 target,
-            })
+            };
+            if let Some(mode) = replaced {
+                fchmod(&file, mode)?;
+            }
+            staged.file = Some(tokio::fs::File::from_std(file));
+            Ok(staged)
         })
         .await
     }
@@ -785,12 +793,19 @@ fn stat_no_follow(
     }
 }
 
-/// A file may be written where nothing exists yet or over a regular file.
-fn check_writable_target(folder: &OwnedFd, name: &str) -> Result<(), FsError> {
-    match stat_no_follow(folder, name)?.map(|stat| FileType::from_raw_mode(stat.st_mode)) {
-        None | Some(FileType::RegularFile) => Ok(()),
-        Some(FileType::Symlink) => Err(FsError::Symlink),
-        Some(_) => Err(FsError::NotAFile),
+/// A file may be written where nothing exists yet or over a regular file; for a regular
+/// file, its permissions. The set-user-ID and set-group-ID bits are not carried over, as
+/// the kernel drops them from a file written by anyone but root.
+fn check_writable_target(folder: &OwnedFd, name: &str) -> Result<Option<Mode>, FsError> {
+    let Some(stat) = stat_no_follow(folder, name)? else {
+        return Ok(None);
+    };
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => Ok(Some(
+            Mode::from_raw_mode(stat.st_mode) - Mode::SUID - Mode::SGID,
+        )),
+        FileType::Symlink => Err(FsError::Symlink),
+        _ => Err(FsError::NotAFile),
     }
 }
 
@@ -1226,6 +1241,44 @@ mod tests {
             .map(|item| item.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec!["notes.txt".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_save_keeps_the_permissions_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = FilesRoot::for_account(dir.path(), "carl").unwrap();
+        root.create_with(Vec::new()).await.unwrap();
+        let mode_of = |name: &str| {
+            fs::metadata(root.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        for (name, mode) in [("secret.txt", 0o600), ("run.sh", 0o755), ("odd", 0o640)] {
+            fs::write(root.path().join(name), "old").unwrap();
+            fs::set_permissions(root.path().join(name), fs::Permissions::from_mode(mode)).unwrap();
+            let rel = RelPath::parse(name).unwrap();
+            root.save(&rel, b"new".to_vec()).await.unwrap();
+            assert_eq!(root.read(&rel, 10).await.unwrap(), b"new");
+            assert_eq!(mode_of(name), mode, "{name}");
+        }
+        // Set-user-ID is not carried to new content; a new file gets the usual mode.
+        fs::set_permissions(
+            root.path().join("run.sh"),
+            fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        root.save(&RelPath::parse("run.sh").unwrap(), b"x".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(mode_of("run.sh"), 0o755);
+        root.save(&RelPath::parse("new.txt").unwrap(), b"x".to_vec())
+            .await
+            .unwrap();
+        fs::write(root.path().join("plain"), "").unwrap();
+        assert_eq!(mode_of("new.txt"), mode_of("plain"));
     }
 
     #[tokio::test]
