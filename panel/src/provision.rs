@@ -17,7 +17,8 @@ use crate::assertion::{refusal, AssertionError, Identity};
 use crate::fs::{FilesRoot, FsError, RelPath};
 use crate::names::domain_name;
 use crate::store::{
-    Account, AccountSeed, ActivityEntry, ActivityKind, SeedMessage, Settings, StoreError,
+    Account, AccountSeed, ActivityEntry, ActivityKind, DefaultDomain, SeedMessage, Settings,
+    StoreError,
 };
 use crate::PanelState;
 
@@ -111,23 +112,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Account {
     }
 }
 
-/// The default domain of a new account.
-pub fn default_domain(username: &str) -> String {
-    format!("{username}.{DEFAULT_DOMAIN_SUFFIX}")
+/// The default domain of an account, `<username>.example.test`, when the username is
+/// one plain DNS label. A username with a dot or an underscore (`www.carl`, `ada_l`) has
+/// none: `www.carl.example.test` would sit inside carl's own default domain.
+pub fn default_domain(username: &str) -> Option<String> {
+    let one_label = username
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !one_label {
+        return None;
+    }
+    domain_name(&format!("{username}.{DEFAULT_DOMAIN_SUFFIX}")).ok()
+}
+
+/// Whether `name` (a checked domain name) is the provider's zone or a name in it, other
+/// than `username`'s own default domain. The panel hands those out, one per account;
+/// a customer claiming one would take another account's default domain.
+pub fn is_reserved_for_the_provider(name: &str, username: &str) -> bool {
+    let in_zone = name == DEFAULT_DOMAIN_SUFFIX
+        || name
+            .strip_suffix(DEFAULT_DOMAIN_SUFFIX)
+            .is_some_and(|head| head.ends_with('.'));
+    in_zone && default_domain(username).as_deref() != Some(name)
 }
 
 fn starting_files(username: &str) -> Result<Vec<(RelPath, String)>, FsError> {
-    let domain = default_domain(username);
     let index = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  <title>Welcome to {username}'s site</title>\n</head>\n<body>\n  <h1>Welcome to {username}'s site</h1>\n  <p>This page is served from public_html/index.html. Replace it with your own site.</p>\n</body>\n</html>\n"
     );
-    let readme = format!(
-        "Your hosting files\n==================\n\n\
-         public_html/   Everything in this folder is served at https://{domain}/.\n\
+    let readme = "Your hosting files\n==================\n\n\
+         public_html/   Everything in this folder is served at your domains\n\
+         \x20              (see the Domains page of the panel).\n\
          \x20              index.html is the page visitors see first.\n\n\
          Upload, edit, rename and delete files from the Files page of the panel.\n\
          Files outside public_html/ are private: they are never served to visitors.\n"
-    );
+        .to_owned();
     Ok(vec![
         (RelPath::parse("public_html/index.html")?, index),
         (RelPath::parse("README.txt")?, readme),
@@ -135,59 +154,14 @@ fn starting_files(username: &str) -> Result<Vec<(RelPath, String)>, FsError> {
 }
 
 fn seed(username: &str) -> AccountSeed {
-    let domain = default_domain(username);
     AccountSeed {
         username: username.to_owned(),
-        // A username like `ada_l` makes no valid hostname; such an account starts without.
-        domain: domain_name(&domain).ok(),
+        domain: default_domain(username).map(|name| DefaultDomain {
+            messages: seed_messages(username, Some(&name)),
+            name,
+        }),
         mailbox: FIRST_MAILBOX.to_owned(),
-        messages: vec![
-            SeedMessage {
-                sender: "Example Hosting Support <support@example.test>".to_owned(),
-                subject: "Welcome to your new hosting account".to_owned(),
-                body: format!(
-                    "Hello {username},\n\n\
-                     Thank you for choosing Example Hosting. Your account is ready.\n\n\
-                     Here is what we set up for you:\n\
-                     - the domain {domain}, already pointing at your site;\n\
-                     - a files area with a public_html folder for your website;\n\
-                     - this mailbox, postmaster@{domain}.\n\n\
-                     You can add domains, databases and mailboxes from the panel at any time.\n\
-                     If you need a hand, reply to this message and a person will answer.\n\n\
-                     Kind regards,\nThe Example Hosting team\n"
-                ),
-                age_seconds: 120,
-            },
-            SeedMessage {
-                sender: "Example Hosting Billing <billing@example.test>".to_owned(),
-                subject: "Your invoice INV-1001 is ready".to_owned(),
-                body: format!(
-                    "Hello {username},\n\n\
-                     Your invoice INV-1001 for the first month of the Starter plan is ready.\n\n\
-                     Starter hosting plan (1 month)   EUR 4.90\n\
-                     VAT (20%)                         EUR 0.98\n\
-                     Total                             EUR 5.88\n\n\
-                     The amount will be charged to your card on file within 7 days.\n\
-                     Your invoices are also listed under Billing in your account.\n\n\
-                     Example Hosting Billing\n"
-                ),
-                age_seconds: 60,
-            },
-            SeedMessage {
-                sender: "Example Hosting <noreply@example.test>".to_owned(),
-                subject: format!("Your site {domain} is live"),
-                body: format!(
-                    "Hello {username},\n\n\
-                     Good news: https://{domain}/ now answers with the page in\n\
-                     public_html/index.html. Edit that file from the Files page, or upload\n\
-                     your own site there, and visitors will see the change right away.\n\n\
-                     A TLS certificate for {domain} was issued automatically and will be\n\
-                     renewed before it expires.\n\n\
-                     Happy publishing,\nExample Hosting\n"
-                ),
-                age_seconds: 0,
-            },
-        ],
+        messages: seed_messages(username, None),
         settings: Settings {
             contact_email: format!("{username}@{DEFAULT_DOMAIN_SUFFIX}"),
             notify_billing: true,
@@ -195,4 +169,68 @@ fn seed(username: &str) -> AccountSeed {
             notify_newsletter: true,
         },
     }
+}
+
+/// The messages a new account's first mailbox starts with; only those of an account that
+/// got its default domain name it.
+fn seed_messages(username: &str, domain: Option<&str>) -> Vec<SeedMessage> {
+    let set_up = match domain {
+        Some(domain) => format!(
+            "- the domain {domain}, already pointing at your site;\n\
+             - a files area with a public_html folder for your website;\n\
+             - this mailbox, postmaster@{domain}.\n\n"
+        ),
+        None => "- a files area with a public_html folder for your website;\n\
+                 - this mailbox, postmaster.\n\n\
+                 Add your domain from the Domains page to publish your site.\n\n"
+            .to_owned(),
+    };
+    let mut messages = vec![
+        SeedMessage {
+            sender: "Example Hosting Support <support@example.test>".to_owned(),
+            subject: "Welcome to your new hosting account".to_owned(),
+            body: format!(
+                "Hello {username},\n\n\
+                 Thank you for choosing Example Hosting. Your account is ready.\n\n\
+                 Here is what we set up for you:\n\
+                 {set_up}\
+                 You can add domains, databases and mailboxes from the panel at any time.\n\
+                 If you need a hand, reply to this message and a person will answer.\n\n\
+                 Kind regards,\nThe Example Hosting team\n"
+            ),
+            age_seconds: 120,
+        },
+        SeedMessage {
+            sender: "Example Hosting Billing <billing@example.test>".to_owned(),
+            subject: "Your invoice INV-1001 is ready".to_owned(),
+            body: format!(
+                "Hello {username},\n\n\
+                 Your invoice INV-1001 for the first month of the Starter plan is ready.\n\n\
+                 Starter hosting plan (1 month)   EUR 4.90\n\
+                 VAT (20%)                         EUR 0.98\n\
+                 Total                             EUR 5.88\n\n\
+                 The amount will be charged to your card on file within 7 days.\n\
+                 Your invoices are also listed under Billing in your account.\n\n\
+                 Example Hosting Billing\n"
+            ),
+            age_seconds: 60,
+        },
+    ];
+    if let Some(domain) = domain {
+        messages.push(SeedMessage {
+            sender: "Example Hosting <noreply@example.test>".to_owned(),
+            subject: format!("Your site {domain} is live"),
+            body: format!(
+                "Hello {username},\n\n\
+                 Good news: https://{domain}/ now answers with the page in\n\
+                 public_html/index.html. Edit that file from the Files page, or upload\n\
+                 your own site there, and visitors will see the change right away.\n\n\
+                 A TLS certificate for {domain} was issued automatically and will be\n\
+                 renewed before it expires.\n\n\
+                 Happy publishing,\nExample Hosting\n"
+            ),
+            age_seconds: 0,
+        });
+    }
+    messages
 }

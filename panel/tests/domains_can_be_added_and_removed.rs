@@ -109,3 +109,41 @@ async fn removing_an_unknown_domain_is_not_found() {
         .text()
         .contains("You have no domain called nope.example.com"));
 }
+
+#[tokio::test]
+async fn names_in_the_providers_zone_are_refused_but_the_accounts_own_default() {
+    let panel = Panel::start().await;
+    let (carl, dora) = (Who::customer("carl"), Who::customer("dora"));
+    panel.get(&carl, "/").await;
+    for name in [
+        "carl.example.test",
+        "victim.example.test",
+        "example.test",
+        "www.dora.example.test",
+        "A.B.Example.Test",
+    ] {
+        let reply = panel.post(&dora, "/domains", &[("name", name)]).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let text = reply.text();
+        assert!(
+            text.contains("is in example.test") && text.contains("dora.example.test"),
+            "{name}: {text}"
+        );
+    }
+    let page = panel.get(&dora, "/domains").await.text();
+    assert!(!page.contains("<td>carl.example.test</td>"), "{page}");
+    // A name that merely ends the same way is not in the zone.
+    panel
+        .post(&dora, "/domains", &[("name", "myexample.test")])
+        .await
+        .assert_redirect("/domains?notice=");
+    // The account's own default domain, removed, can be added back.
+    panel
+        .post(&carl, "/domains/carl.example.test/delete", &[])
+        .await
+        .assert_redirect("/domains?notice=");
+    panel
+        .post(&carl, "/domains", &[("name", "carl.example.test")])
+        .await
+        .assert_redirect("/domains?notice=");
+}

@@ -1,5 +1,6 @@
 //! Domains (`/domains`): the account's domains, adding one (a checked hostname that no
-//! other account hosts) and removing one. A refused name re-renders the page with the
+//! other account hosts, outside the provider's zone but for the account's own default
+//! domain) and removing one. A refused name re-renders the page with the
 //! reason and status 422. Handlers only ever read and change the signed-in subject's
 //! own domains.
 
@@ -15,6 +16,7 @@ use crate::assertion::Identity;
 use crate::binding;
 use crate::layout::{format_time, page, Area, Flash};
 use crate::names::domain_name;
+use crate::provision::{default_domain, is_reserved_for_the_provider, DEFAULT_DOMAIN_SUFFIX};
 use crate::store::{Account, ActivityEntry, ActivityKind, DomainAdded};
 use crate::PanelState;
 
@@ -48,6 +50,16 @@ pub async fn add(
             return refuse(&panel, &identity, &account, &error.to_string(), &form.name).await
         }
     };
+    if is_reserved_for_the_provider(&name, &account.username) {
+        let own = match default_domain(&account.username) {
+            Some(own) => format!(" other than your own default domain, {own}"),
+            None => String::new(),
+        };
+        let reason = format!(
+            "{name} is in {DEFAULT_DOMAIN_SUFFIX}, the zone your hosting provider gives each account's default domain from; no name in it can be added{own}. Add a domain you have registered yourself."
+        );
+        return refuse(&panel, &identity, &account, &reason, &form.name).await;
+    }
     let entry = ActivityEntry::new(
         &identity,
         ActivityKind::DomainAdded,

@@ -38,14 +38,24 @@ pub struct SeedMessage {
 pub struct AccountSeed {
     /// The subject's username.
     pub username: String,
-    /// The default domain, when the username makes a valid one.
-    pub domain: Option<String>,
+    /// The default domain, when the username makes one.
+    pub domain: Option<DefaultDomain>,
     /// The first mailbox's name.
     pub mailbox: String,
-    /// The messages waiting in it.
+    /// The messages waiting in it when the account starts without a default domain
+    /// (the username makes none, or another account already hosts the name).
     pub messages: Vec<SeedMessage>,
     /// The starting settings.
     pub settings: Settings,
+}
+
+/// A new account's default domain.
+#[derive(Debug, Clone)]
+pub struct DefaultDomain {
+    /// The domain name.
+    pub name: String,
+    /// The messages waiting in the first mailbox when the domain is added: they name it.
+    pub messages: Vec<SeedMessage>,
 }
 
 /// The counts on the dashboard.
@@ -99,16 +109,24 @@ impl Store {
             created_at: now,
         };
 
-        // Another account may already host the default name; then this one starts without.
+        // Another account may already host the default name (added before names in the
+        // provider's zone were refused); then this one starts without, and its mail does
+        // not name it.
+        let mut messages = &seed.messages;
         if let Some(domain) = &seed.domain {
-            sqlx::query(
+            let added = sqlx::query(
                 "INSERT INTO domains (account_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
             )
             .bind(account.id)
-            .bind(domain)
+            .bind(&domain.name)
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if added.rows_affected() == 1 {
+                messages = &domain.messages;
+            } else {
+                tracing::warn!(account = %seed.username, domain = %domain.name, "default domain hosted by another account; provisioned without it");
+            }
         }
 
         let mailbox_id =
@@ -119,7 +137,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .last_insert_rowid();
-        for message in &seed.messages {
+        for message in messages {
             sqlx::query(
                 "INSERT INTO messages (mailbox_id, sender, subject, body, received_at, is_read) VALUES (?, ?, ?, ?, ?, 0)",
             )

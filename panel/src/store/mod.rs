@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use thiserror::Error;
 
-pub use accounts::{Account, AccountSeed, AccountSummary, SeedMessage};
+pub use accounts::{Account, AccountSeed, AccountSummary, DefaultDomain, SeedMessage};
 pub use activity::{ActivityEntry, ActivityKind, ActivityRecord};
 pub use databases::Database;
 pub use domains::{Domain, DomainAdded};
