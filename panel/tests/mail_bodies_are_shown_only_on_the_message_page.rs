@@ -1,6 +1,7 @@
 //! Mail: the mailbox list shows addresses and counts; a mailbox's page lists senders,
 //! subjects, dates and unread markers but never a body; only the message page shows the
-//! full text, and opening it marks it read. Mailboxes are created and deleted on
+//! full text, and opening it marks it read (not when staff open it while impersonating:
+//! the customer has not read it). Mailboxes are created and deleted on
 //! request, with invalid names refused.
 
 mod common;
@@ -106,6 +107,29 @@ async fn opening_a_message_shows_its_body_and_marks_it_read() {
         mailboxes.contains("<span class=\"badge\">2</span>"),
         "{mailboxes}"
     );
+}
+
+#[tokio::test]
+async fn a_message_opened_while_impersonating_stays_unread_for_the_customer() {
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    let ada_as_carl = Who::impersonated("carl", "ada", "admin");
+    let all = messages(&panel, "carl").await;
+    let (id, subject, _) = &all[0];
+    let uri = format!("/mail/postmaster/messages/{id}");
+
+    let reply = panel.get(&ada_as_carl, &uri).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.text().contains(subject.as_str()));
+    assert!(reply.text().contains("Left unread for carl"));
+    let list = panel.get(&carl, "/mail/postmaster").await.text();
+    assert_eq!(list.matches(">Unread<").count(), 3, "{list}");
+
+    // The customer opening it marks it read, as before.
+    let reply = panel.get(&carl, &uri).await;
+    assert!(!reply.text().contains("Left unread"));
+    let list = panel.get(&carl, "/mail/postmaster").await.text();
+    assert_eq!(list.matches(">Unread<").count(), 2, "{list}");
 }
 
 #[tokio::test]

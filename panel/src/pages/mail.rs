@@ -143,7 +143,8 @@ pub async fn messages(
     ))
 }
 
-/// `GET /mail/{mailbox}/messages/{id}`: one whole message; marks it read.
+/// `GET /mail/{mailbox}/messages/{id}`: one whole message; marks it read, unless staff
+/// opened it while impersonating: the customer has not read it.
 pub async fn message(
     State(panel): State<PanelState>,
     identity: Identity,
@@ -157,7 +158,11 @@ pub async fn message(
         )
     };
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let Some(message) = panel.store.open_message(account.id, &mailbox, id).await? else {
+    let message = match &identity.actor {
+        None => panel.store.open_message(account.id, &mailbox, id).await?,
+        Some(_) => panel.store.peek_message(account.id, &mailbox, id).await?,
+    };
+    let Some(message) = message else {
         return Err(not_found());
     };
     let address = address(&panel, &account, &mailbox).await?;
@@ -179,6 +184,9 @@ pub async fn message(
                     dt { "Subject" } dd { (message.subject) }
                 }
                 pre.message-body { "\n" (message.body) }
+            }
+            @if identity.actor.is_some() {
+                p.muted { "Left unread for " (identity.subject) ": you opened it while signed in as them." }
             }
         },
     ))

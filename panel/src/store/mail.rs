@@ -49,6 +49,11 @@ pub struct Message {
     pub received_at: i64,
 }
 
+/// One message by id, account and mailbox name.
+const SELECT_MESSAGE: &str = "SELECT m.id, m.sender, m.subject, m.body, m.received_at \
+     FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+     WHERE m.id = ? AND b.account_id = ? AND b.name = ?";
+
 impl Store {
     /// The account's mailboxes with message and unread counts, by name.
     pub async fn list_mailboxes(&self, account_id: i64) -> Result<Vec<MailboxSummary>, StoreError> {
@@ -158,17 +163,31 @@ impl Store {
         .bind(mailbox)
         .execute(&mut *tx)
         .await?;
-        let message = sqlx::query_as::<_, Message>(
-            "SELECT m.id, m.sender, m.subject, m.body, m.received_at FROM messages m \
-             JOIN mailboxes b ON b.id = m.mailbox_id \
-             WHERE m.id = ? AND b.account_id = ? AND b.name = ?",
-        )
-        .bind(message_id)
-        .bind(account_id)
-        .bind(mailbox)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let message = sqlx::query_as::<_, Message>(SELECT_MESSAGE)
+            .bind(message_id)
+            .bind(account_id)
+            .bind(mailbox)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
+        Ok(message)
+    }
+
+    /// Reads one message of one of the account's mailboxes without marking it read
+    /// (for staff impersonating the account: the customer keeps the "new" marker);
+    /// `None` when the account has no such message in that mailbox.
+    pub async fn peek_message(
+        &self,
+        account_id: i64,
+        mailbox: &str,
+        message_id: i64,
+    ) -> Result<Option<Message>, StoreError> {
+        let message = sqlx::query_as::<_, Message>(SELECT_MESSAGE)
+            .bind(message_id)
+            .bind(account_id)
+            .bind(mailbox)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(message)
     }
 }
