@@ -402,6 +402,64 @@ async fn a_binary_file_is_not_shown_or_edited_as_text() {
 }
 
 #[tokio::test]
+async fn a_file_too_large_to_show_is_answered_with_a_download_link() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let big = vec![b'a'; TEXT_LIMIT_BYTES as usize + 1];
+    std::fs::write(panel.files_of("carl").join("big.txt"), &big).expect("write");
+    let download = "href=\"/files/download?path=big.txt\"";
+
+    let view = panel.get(&carl, "/files/view?path=big.txt").await;
+    assert_eq!(
+        view.status,
+        StatusCode::OK,
+        "a GET is not a payload too large"
+    );
+    let text = view.text();
+    assert!(text.contains("larger than 1"), "{text}");
+    assert!(text.contains(download), "{text}");
+    assert!(text.contains(">Download it</a>"), "{text}");
+    assert!(!text.contains("/files/edit?path=big.txt"), "{text}");
+
+    let edit = panel.get(&carl, "/files/edit?path=big.txt").await;
+    assert_eq!(edit.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(edit.text().contains(download), "{}", edit.text());
+    assert!(!edit.text().contains("<textarea"));
+    let reply = panel.get(&carl, "/files/download?path=big.txt").await;
+    assert_eq!(reply.body, big);
+}
+
+#[tokio::test]
+async fn a_file_a_browser_would_alter_is_not_edited_in_it() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    for (name, bytes, why) in [
+        ("nul.txt", &b"a\0b\n"[..], "NUL"),
+        ("cr.txt", &b"old mac\rline\r"[..], "carriage returns"),
+        ("mixed.txt", &b"unix\nwindows\r\n"[..], "mixes LF and CR LF"),
+    ] {
+        std::fs::write(panel.files_of("carl").join(name), bytes).expect("write");
+        let download = format!("href=\"/files/download?path={name}\"");
+        let view = panel.get(&carl, &format!("/files/view?path={name}")).await;
+        assert_eq!(view.status, StatusCode::OK, "{name}");
+        let text = view.text();
+        assert!(text.contains(why), "{name}: {text}");
+        assert!(text.contains(&download), "{name}: {text}");
+        assert!(!text.contains("/files/edit?path="), "{name}: {text}");
+
+        let edit = panel.get(&carl, &format!("/files/edit?path={name}")).await;
+        assert_eq!(edit.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let text = edit.text();
+        assert!(
+            text.contains(why) && text.contains(&download),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("<textarea"), "{name}");
+        assert_eq!(read(&panel.files_of("carl"), name).as_deref(), Some(bytes));
+    }
+}
+
+#[tokio::test]
 async fn files_and_folders_are_renamed() {
     let panel = Panel::start().await;
     let carl = provisioned(&panel).await;

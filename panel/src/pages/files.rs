@@ -204,7 +204,95 @@ fn breadcrumbs(rel: &RelPath) -> Markup {
     }
 }
 
-/// `GET /files/view?path=`: a text file, escaped.
+/// Why the editor does not open a file: saving it back unchanged would not give back
+/// the same bytes (a browser's textarea turns NUL into U+FFFD and every line end into
+/// CR LF), or it is too large or not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotEditable {
+    TooLarge,
+    NotText,
+    Nul,
+    LoneCr,
+    MixedLineEnds,
+}
+
+impl NotEditable {
+    fn reason(self) -> String {
+        match self {
+            NotEditable::TooLarge => format!(
+                "This file is larger than {}, so it is not shown or edited here.",
+                format_size(TEXT_LIMIT_BYTES)
+            ),
+            NotEditable::NotText => {
+                "This file is not text (UTF-8), so it is not shown or edited here.".to_owned()
+            }
+            NotEditable::Nul => {
+                "This file contains NUL bytes, which a browser cannot edit without changing them."
+                    .to_owned()
+            }
+            NotEditable::LoneCr => {
+                "This file has carriage returns not followed by a line feed, which a browser turns into line feeds when it saves."
+                    .to_owned()
+            }
+            NotEditable::MixedLineEnds => {
+                "This file mixes LF and CR LF line ends, which a browser makes all the same when it saves."
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// A file as the browser sees it: its text, when it is text of a size to show, and
+/// whether the editor can save it back byte for byte.
+struct Opened {
+    text: Option<String>,
+    not_editable: Option<NotEditable>,
+}
+
+async fn open_text(root: &FilesRoot, rel: &RelPath) -> Result<Opened, PageError> {
+    let bytes = match root.read(rel, TEXT_LIMIT_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(FsError::TooLarge { .. }) => {
+            return Ok(Opened {
+                text: None,
+                not_editable: Some(NotEditable::TooLarge),
+            })
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(Opened {
+            text: None,
+            not_editable: Some(NotEditable::NotText),
+        });
+    };
+    let bytes = text.as_bytes();
+    let lone_cr = bytes
+        .iter()
+        .enumerate()
+        .any(|(at, b)| *b == b'\r' && bytes.get(at + 1) != Some(&b'\n'));
+    let crlf = text.contains("\r\n");
+    let bare_lf = bytes
+        .iter()
+        .enumerate()
+        .any(|(at, b)| *b == b'\n' && (at == 0 || bytes[at - 1] != b'\r'));
+    let not_editable = if text.contains('\0') {
+        Some(NotEditable::Nul)
+    } else if lone_cr {
+        Some(NotEditable::LoneCr)
+    } else if crlf && bare_lf {
+        Some(NotEditable::MixedLineEnds)
+    } else {
+        None
+    };
+    Ok(Opened {
+        text: Some(text),
+        not_editable,
+    })
+}
+
+/// `GET /files/view?path=`: a text file, escaped; a file too large or not text is not
+/// shown, with a link to download it.
 pub async fn view(
     State(panel): State<PanelState>,
     identity: Identity,
@@ -215,10 +303,7 @@ pub async fn view(
     if rel.is_root() {
         return Err(FsError::NotAFile.into());
     }
-    let bytes = files_root(&panel, &account)?
-        .read(&rel, TEXT_LIMIT_BYTES)
-        .await?;
-    let text = String::from_utf8(bytes).ok();
+    let opened = open_text(&files_root(&panel, &account)?, &rel).await?;
     Ok(page(
         &identity,
         Area::Files,
@@ -227,40 +312,58 @@ pub async fn view(
         html! {
             (breadcrumbs(&rel))
             p.actions {
-                @if text.is_some() { a.button.small href=(file_href("edit", &rel)) { "Edit" } }
+                @if opened.not_editable.is_none() { a.button.small href=(file_href("edit", &rel)) { "Edit" } }
                 a.button.secondary.small href=(file_href("download", &rel)) { "Download" }
                 a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
             }
-            @match &text {
+            @match (&opened.text, opened.not_editable) {
                 // As after <textarea>, the parser drops one line feed right after <pre>.
-                Some(text) => pre.text { "\n" (text) },
-                None => div.card { p { "This file is not text, so it is not shown here. Download it to open it." } },
+                (Some(text), None) => pre.text { "\n" (text) },
+                (Some(text), Some(why)) => {
+                    p.muted { (why.reason()) " " a href=(file_href("download", &rel)) { "Download it" } " to change it." }
+                    pre.text { "\n" (text) }
+                },
+                (None, why) => div.card { p {
+                    (why.unwrap_or(NotEditable::NotText).reason()) " "
+                    a href=(file_href("download", &rel)) { "Download it" } " to open it."
+                } },
             }
         },
     ))
 }
 
-/// `GET /files/edit?path=`: the editor.
+/// `GET /files/edit?path=`: the editor, for a file it can save back byte for byte; any
+/// other file gets a 422 page saying why, with a link to download it.
 pub async fn edit_form(
     State(panel): State<PanelState>,
     identity: Identity,
     account: Account,
     Query(query): Query<PathQuery>,
-) -> Result<Markup, PageError> {
+) -> Result<Response, PageError> {
     let rel = RelPath::parse(&query.path)?;
     if rel.is_root() {
         return Err(FsError::NotAFile.into());
     }
-    let bytes = files_root(&panel, &account)?
-        .read(&rel, TEXT_LIMIT_BYTES)
-        .await?;
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Err(PageError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Not a text file",
-            "The editor only opens UTF-8 text. Download the file to change it, then upload it again.",
-        )
-        .back_to(folder_href(&rel.parent()), "Back to folder"));
+    let opened = open_text(&files_root(&panel, &account)?, &rel).await?;
+    let (Some(text), None) = (opened.text, opened.not_editable) else {
+        let why = opened.not_editable.unwrap_or(NotEditable::NotText);
+        let markup = page(
+            &identity,
+            Area::Files,
+            "Not editable in the browser",
+            None,
+            html! {
+                (breadcrumbs(&rel))
+                div.card {
+                    p { (why.reason()) " Download the file to change it on your computer, then upload it again." }
+                    p.actions {
+                        a.button.small href=(file_href("download", &rel)) { "Download" }
+                        a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
+                    }
+                }
+            },
+        );
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response());
     };
     Ok(page(
         &identity,
@@ -280,7 +383,8 @@ pub async fn edit_form(
                 }
             }
         },
-    ))
+    )
+    .into_response())
 }
 
 /// `POST /files/edit`: saves the editor's content atomically.
