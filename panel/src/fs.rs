@@ -569,6 +569,7 @@ impl FilesRoot {
         }
     }
 }
+
 /// A folder opened once to receive staged files (see [`FilesRoot::destination`]).
 #[derive(Debug, Clone)]
 pub struct Destination {

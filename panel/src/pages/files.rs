@@ -242,53 +242,44 @@ impl NotEditable {
     }
 }
 
-/// A file as the browser sees it: its text, when it is text of a size to show, and
-/// whether the editor can save it back byte for byte.
-struct Opened {
-    text: Option<String>,
-    not_editable: Option<NotEditable>,
+/// A file as the browser sees it.
+enum Opened {
+    /// Text the editor can save back byte for byte.
+    Editable(String),
+    /// Text shown in the viewer but not opened in the editor.
+    ShownOnly(String, NotEditable),
+    /// Neither shown nor edited.
+    NotShown(NotEditable),
 }
 
 async fn open_text(root: &FilesRoot, rel: &RelPath) -> Result<Opened, PageError> {
     let bytes = match root.read(rel, TEXT_LIMIT_BYTES).await {
         Ok(bytes) => bytes,
-        Err(FsError::TooLarge { .. }) => {
-            return Ok(Opened {
-                text: None,
-                not_editable: Some(NotEditable::TooLarge),
-            })
-        }
+        Err(FsError::TooLarge { .. }) => return Ok(Opened::NotShown(NotEditable::TooLarge)),
         Err(error) => return Err(error.into()),
     };
     let Ok(text) = String::from_utf8(bytes) else {
-        return Ok(Opened {
-            text: None,
-            not_editable: Some(NotEditable::NotText),
-        });
+        return Ok(Opened::NotShown(NotEditable::NotText));
     };
     let bytes = text.as_bytes();
     let lone_cr = bytes
         .iter()
         .enumerate()
         .any(|(at, b)| *b == b'\r' && bytes.get(at + 1) != Some(&b'\n'));
-    let crlf = text.contains("\r\n");
     let bare_lf = bytes
         .iter()
         .enumerate()
         .any(|(at, b)| *b == b'\n' && (at == 0 || bytes[at - 1] != b'\r'));
-    let not_editable = if text.contains('\0') {
-        Some(NotEditable::Nul)
+    let why = if text.contains('\0') {
+        NotEditable::Nul
     } else if lone_cr {
-        Some(NotEditable::LoneCr)
-    } else if crlf && bare_lf {
-        Some(NotEditable::MixedLineEnds)
+        NotEditable::LoneCr
+    } else if bare_lf && text.contains("\r\n") {
+        NotEditable::MixedLineEnds
     } else {
-        None
+        return Ok(Opened::Editable(text));
     };
-    Ok(Opened {
-        text: Some(text),
-        not_editable,
-    })
+    Ok(Opened::ShownOnly(text, why))
 }
 
 /// `GET /files/view?path=`: a text file, escaped; a file too large or not text is not
@@ -312,19 +303,19 @@ pub async fn view(
         html! {
             (breadcrumbs(&rel))
             p.actions {
-                @if opened.not_editable.is_none() { a.button.small href=(file_href("edit", &rel)) { "Edit" } }
+                @if let Opened::Editable(_) = opened { a.button.small href=(file_href("edit", &rel)) { "Edit" } }
                 a.button.secondary.small href=(file_href("download", &rel)) { "Download" }
                 a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
             }
-            @match (&opened.text, opened.not_editable) {
+            @match &opened {
                 // As after <textarea>, the parser drops one line feed right after <pre>.
-                (Some(text), None) => pre.text { "\n" (text) },
-                (Some(text), Some(why)) => {
+                Opened::Editable(text) => pre.text { "\n" (text) },
+                Opened::ShownOnly(text, why) => {
                     p.muted { (why.reason()) " " a href=(file_href("download", &rel)) { "Download it" } " to change it." }
                     pre.text { "\n" (text) }
                 },
-                (None, why) => div.card { p {
-                    (why.unwrap_or(NotEditable::NotText).reason()) " "
+                Opened::NotShown(why) => div.card { p {
+                    (why.reason()) " "
                     a href=(file_href("download", &rel)) { "Download it" } " to open it."
                 } },
             }
@@ -344,47 +335,49 @@ pub async fn edit_form(
     if rel.is_root() {
         return Err(FsError::NotAFile.into());
     }
-    let opened = open_text(&files_root(&panel, &account)?, &rel).await?;
-    let (Some(text), None) = (opened.text, opened.not_editable) else {
-        let why = opened.not_editable.unwrap_or(NotEditable::NotText);
-        let markup = page(
-            &identity,
-            Area::Files,
-            "Not editable in the browser",
-            None,
-            html! {
-                (breadcrumbs(&rel))
-                div.card {
-                    p { (why.reason()) " Download the file to change it on your computer, then upload it again." }
-                    p.actions {
-                        a.button.small href=(file_href("download", &rel)) { "Download" }
-                        a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
-                    }
-                }
-            },
-        );
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response());
+    let why = match open_text(&files_root(&panel, &account)?, &rel).await? {
+        Opened::Editable(text) => return Ok(editor(&identity, &rel, &query, &text).into_response()),
+        Opened::ShownOnly(_, why) | Opened::NotShown(why) => why,
     };
-    Ok(page(
+    let markup = page(
         &identity,
+        Area::Files,
+        "Not editable in the browser",
+        None,
+        html! {
+            (breadcrumbs(&rel))
+            div.card {
+                p { (why.reason()) " Download the file to change it on your computer, then upload it again." }
+                p.actions {
+                    a.button.small href=(file_href("download", &rel)) { "Download" }
+                    a.button.secondary.small href=(folder_href(&rel.parent())) { "Back to folder" }
+                }
+            }
+        },
+    );
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response())
+}
+
+fn editor(identity: &Identity, rel: &RelPath, query: &PathQuery, text: &str) -> Markup {
+    page(
+        identity,
         Area::Files,
         &format!("Edit {}", rel.name().unwrap_or("file")),
         query.flash(),
         html! {
-            (breadcrumbs(&rel))
-            form.editor method="post" action=(binding::action(&identity, "/files/edit")) {
+            (breadcrumbs(rel))
+            form.editor method="post" action=(binding::action(identity, "/files/edit")) {
                 input type="hidden" name="path" value=(rel.to_string());
                 // The HTML parser drops one line feed right after <textarea>; give it
                 // one to drop, so that a file starting with a blank line keeps it.
                 textarea name="content" aria-label="File content" spellcheck="false" { "\n" (text) }
                 p.actions {
                     button type="submit" { "Save" }
-                    a.button.secondary href=(file_href("view", &rel)) { "Cancel" }
+                    a.button.secondary href=(file_href("view", rel)) { "Cancel" }
                 }
             }
         },
     )
-    .into_response())
 }
 
 /// `POST /files/edit`: saves the editor's content atomically.
