@@ -3,8 +3,8 @@
 //!
 //! Parsing happens in two steps, as River does it: serde reads the file into `raw` structs
 //! that mirror its syntax exactly (unknown keys are rejected), then [`Config::from_raw`]
-//! checks every value and builds the internal model. Every error names the file, and
-//! where the file's syntax is at fault, the line and column. Relative paths in the file
+//! checks every value and builds the internal model. Every error names the file, line and
+//! column: of the syntax at fault, or of the value found wanting. Relative paths in the file
 //! are relative to the file's own directory. This module never touches the network or the
 //! database.
 
@@ -37,10 +37,14 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is well-formed but not acceptable.
-    #[error("{path}: `{key}`: {message}")]
+    #[error("{path}:{line}:{column}: `{key}`: {message}")]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// 1-based line of the value (of its table, or 1 when the key is not in the file).
+        line: usize,
+        /// 1-based column.
+        column: usize,
         /// The dotted key, e.g. `session.idle_timeout_minutes`.
         key: String,
         /// What is wrong and what to do.
@@ -397,12 +401,61 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where each key's value sits in the file, so that an error about a value can name its
+/// line and column as a syntax error does.
+struct Positions<'t> {
+    text: &'t str,
+    document: Option<toml::Spanned<toml::de::DeTable<'t>>>,
+}
+
+impl<'t> Positions<'t> {
+    fn of(text: &'t str) -> Positions<'t> {
+        Positions {
+            text,
+            document: toml::de::DeTable::parse(text).ok(),
+        }
+    }
+
+    /// The (line, column) of the value at the dotted `key` (of its `item`th element, for an
+    /// array). A key the file does not set (a default found wanting, a missing section) is
+    /// placed at the nearest table the file does have, or at the start of the file.
+    fn find(&self, key: &str, item: Option<usize>) -> (usize, usize) {
+        let Some(document) = &self.document else {
+            return (1, 1);
+        };
+        let mut start = None;
+        let mut table = Some(document.get_ref());
+        for part in key.split('.') {
+            let Some(value) = table.and_then(|t| t.get(part)) else {
+                break;
+            };
+            start = Some(value.span().start);
+            table = value.get_ref().as_table();
+            if let (Some(i), Some(array)) = (item, value.get_ref().as_array()) {
+                start = array.get(i).map(|v| v.span().start).or(start);
+            }
+        }
+        start.map_or((1, 1), |offset| line_col(self.text, offset))
+    }
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+            let (line, column) = line_col(&text, valid);
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: "the file is not UTF-8 text: save it as UTF-8".into(),
+            }
         })?;
         Config::parse(path, &text)
     }
@@ -418,16 +471,22 @@ impl Config {
                 message: e.message().to_owned(),
             }
         })?;
-        Config::from_raw(path, raw)
+        Config::from_raw(path, &Positions::of(text), raw)
     }
 
-    fn from_raw(path: &Path, raw: raw::File) -> Result<Config, ConfigError> {
+    fn from_raw(path: &Path, at: &Positions<'_>, raw: raw::File) -> Result<Config, ConfigError> {
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            message,
+        let invalid_item = |key: &str, item: Option<usize>, message: String| {
+            let (line, column) = at.find(key, item);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: key.to_owned(),
+                message,
+            }
         };
+        let invalid = |key: &str, message: String| invalid_item(key, None, message);
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
             if p.is_absolute() {
@@ -497,10 +556,12 @@ impl Config {
                 trusted_proxies: h
                     .trusted_proxies
                     .iter()
-                    .map(|t| {
+                    .enumerate()
+                    .map(|(i, t)| {
                         IpNet::parse(t).ok_or_else(|| {
-                            invalid(
+                            invalid_item(
                                 "http.trusted_proxies",
+                                Some(i),
                                 format!("`{t}` is not an address or CIDR range like 10.0.0.0/8"),
                             )
                         })
@@ -938,6 +999,58 @@ signing_key = "certs/signing.key"
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("a.toml:8:11:"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_file_line_and_column_of_the_value() {
+        // MINIMAL is 11 lines; the appended section starts at line 13.
+        let cases = [
+            (
+                "[session]\nidle_timeout_minutes = 0\n",
+                "a.toml:14:24: `session.idle_timeout_minutes`: must be greater than zero",
+            ),
+            (
+                "[http]\nlisten = \"localhost:8080\"\n",
+                "a.toml:14:10: `http.listen`: `localhost:8080` is not an address",
+            ),
+            (
+                "[http]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"10.0.0.0/8\", \"nonsense\"]\n",
+                "a.toml:15:34: `http.trusted_proxies`: `nonsense`",
+            ),
+            (
+                "[session]\nidle_timeout_minutes = 5\nidle_timeout_seconds = 5\n",
+                "a.toml:15:24: `session.idle_timeout_seconds`: set either",
+            ),
+        ];
+        for (section, expected) in cases {
+            let text = format!("{MINIMAL}\n{section}");
+            let err = Config::parse(Path::new("a.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
+        let text = MINIMAL.replace("[upstream]\naddress = \"127.0.0.1:8081\"\n", "");
+        let err = Config::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.toml:1:1: `upstream`: missing"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actas.toml");
+        let mut bytes = MINIMAL.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\n[server]\ninstance_id = \"caf\xe9\"\n");
+        std::fs::write(&path, bytes).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:14:19: the file is not UTF-8 text: save it as UTF-8",
+                path.display()
+            )
+        );
     }
 
     #[test]
