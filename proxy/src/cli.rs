@@ -787,7 +787,7 @@ fn policy(config_path: &Path, named: bool, cmd: PolicyCommand) -> anyhow::Result
                         subject: &t.facts(),
                         impersonating,
                         method: &method,
-                        path: &path,
+                        path: &crate::policy::request_path(&path),
                         mail_consent,
                     },
                 ),

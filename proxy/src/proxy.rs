@@ -309,8 +309,7 @@ impl ProxyHttp for Actas {
                 subject: &s.subject().facts(),
                 impersonating: imp.is_some(),
                 method: method.as_str(),
-                // Policies match on the decoded path: an encoded spelling cannot slip past a rule.
-                path: &percent_encoding::percent_decode_str(&path).decode_utf8_lossy(),
+                path: &crate::policy::request_path(&path),
                 mail_consent: imp.is_some_and(|i| i.mail_consent),
             });
         if !decision.allowed {

@@ -339,6 +339,40 @@ fn audit_export_filters_and_refuses_bad_filters() {
 }
 
 #[test]
+fn policy_explain_decides_on_the_decoded_path_as_the_proxy_does() {
+    let stack = no_server();
+    let explain = |path: &str| {
+        let (ok, out, err) = stack.actas(&[
+            "policy",
+            "explain",
+            "--actor",
+            "ada",
+            "--action",
+            "request",
+            "--target",
+            "carl",
+            "--path",
+            path,
+            "--impersonating",
+        ]);
+        assert!(ok, "{err}");
+        out
+    };
+    for path in [
+        "/mail/a/messages/1",
+        "/mail/a/messages%2F1",
+        "/mail/a/messages%2F1?raw=1",
+    ] {
+        let out = explain(path);
+        assert!(
+            out.starts_with("DENY") && out.contains("mail-content-needs-consent"),
+            "{path}: {out}"
+        );
+        assert!(out.contains("/mail/a/messages/1 as carl"), "{path}: {out}");
+    }
+}
+
+#[test]
 fn certs_dev_writes_a_ca_a_server_certificate_and_a_signing_key() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("certs");

@@ -343,7 +343,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 subject: &subject.facts(),
                 impersonating: session.impersonation.is_some(),
                 method: method.as_str(),
-                path: &percent_encoding::percent_decode_str(path).decode_utf8_lossy(),
+                path: &crate::policy::request_path(path),
                 mail_consent: session
                     .impersonation
                     .as_ref()
