@@ -43,8 +43,9 @@ impl Role {
 }
 
 impl fmt::Display for Role {
+    /// The word, padded to the width asked for (`{:<10}` lines up columns).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -199,6 +200,13 @@ pub fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_fills_the_width_asked_for() {
+        assert_eq!(format!("{:<10}|", Role::Admin), "admin     |");
+        assert_eq!(format!("{:>10}|", Role::Customer), "  customer|");
+        assert_eq!(Role::Reseller.to_string(), "reseller");
+    }
 
     #[test]
     fn usernames_are_lowercase_words() {
