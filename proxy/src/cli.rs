@@ -414,9 +414,7 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
             }
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             if let Some(c) = &created_by {
-                if store.account(c).await?.is_none() {
-                    bail!("--created-by {c}: no such account");
-                }
+                check_owner(&store, "--created-by", c, &username).await?;
             }
             let password = read_password("Password: ")?;
             let hash = hash_password(&password)?;
@@ -490,9 +488,10 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
             );
         }
         AccountsCommand::Move { username, to } => {
-            if store.account(&to).await?.is_none() {
-                bail!("--to {to}: no such account");
+            if store.account(&username).await?.is_none() {
+                bail!("no account named `{username}`");
             }
+            check_owner(&store, "--to", &to, &username).await?;
             if !store.set_created_by(&username, Some(&to)).await? {
                 bail!("no account named `{username}`");
             }
@@ -500,6 +499,42 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> anyhow::Result<()> {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// Checks that `owner` (given with `flag`) may own `username`: an existing admin or
+/// reseller, and neither the account itself nor one it owns, directly or further down
+/// (which would make a loop of owners).
+async fn check_owner(store: &Store, flag: &str, owner: &str, username: &str) -> anyhow::Result<()> {
+    let account = store
+        .account(owner)
+        .await?
+        .with_context(|| format!("{flag} {owner}: no such account"))?;
+    if !account.role.is_staff() {
+        bail!(
+            "{flag} {owner}: {owner} is a {}; only an admin or a reseller can own accounts",
+            account.role
+        );
+    }
+    let mut above = Some(account);
+    let mut steps = 0;
+    while let Some(a) = above {
+        if a.username == username {
+            bail!(
+                "{flag} {owner}: {}",
+                if owner == username {
+                    format!("{username} cannot own itself")
+                } else {
+                    format!("{owner} belongs to {username}, so {username} cannot belong to {owner}")
+                }
+            );
+        }
+        steps += 1;
+        above = match a.created_by {
+            Some(up) if steps < 1_000 => store.account(&up).await?,
+            _ => None,
+        };
+    }
     Ok(())
 }
 

@@ -194,6 +194,41 @@ fn bad_account_commands_say_what_is_wrong() {
 }
 
 #[test]
+fn an_account_moves_only_to_an_admin_or_reseller_that_is_neither_itself_nor_its_own() {
+    let stack = no_server();
+    for (args, expected) in [
+        (["carl", "--to", "carl"], "carl is a customer"),
+        (["rita", "--to", "carl"], "carl is a customer"),
+        (["rita", "--to", "rita"], "rita cannot own itself"),
+        (["ada", "--to", "rita"], "rita belongs to ada"),
+    ] {
+        let (ok, _, err) = stack.actas(&[&["accounts", "move"][..], &args].concat());
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let (ok, _, err) = actas(
+        &stack.config,
+        &[
+            "accounts",
+            "add",
+            "eve",
+            "--role",
+            "customer",
+            "--created-by",
+            "cora",
+        ],
+        Some("password123\n"),
+    );
+    assert!(!ok && err.contains("cora is a customer"), "{err}");
+    let (_, out, _) = stack.actas(&["accounts", "list", "--created-by", "carl"]);
+    assert_eq!(out.lines().count(), 1, "carl owns nothing: {out}");
+    let (_, out, _) = stack.actas(&["accounts", "list", "--created-by", "ada"]);
+    assert!(out.contains("rita"), "rita still belongs to ada: {out}");
+    let (_, out, _) = stack.actas(&["accounts", "list", "--created-by", "rita"]);
+    assert!(!out.contains("ada"), "ada belongs to no one: {out}");
+}
+
+#[test]
 fn audit_tail_prints_the_newest_records_as_json_lines() {
     let stack = Stack::start();
     let b = stack.signed_in("carl");
