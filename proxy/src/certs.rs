@@ -6,8 +6,10 @@
 //! are kept unless asked: a complete set is left as it is, and a partial one is refused
 //! rather than completed, since no missing file can be made to match the ones present
 //! (the CA's key is not kept, and a new signing or server key would silently replace one
-//! that the panel or a browser already trusts).
+//! that the panel or a browser already trusts). A complete set kept is checked to cover
+//! the names asked for, so that `--name` is never silently ignored.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -16,6 +18,19 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// The names every development server certificate is for.
+pub const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// What `actas certs dev` did.
+pub struct DevSet {
+    /// The files.
+    pub files: DevFiles,
+    /// A complete set was there already and was kept as it was.
+    pub kept: bool,
+}
 
 /// The files `actas certs dev` writes.
 pub struct DevFiles {
@@ -91,16 +106,73 @@ fn write(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Writes the development material into `dir` (created if missing). With `force`, replaces
-/// existing files; otherwise keeps a complete existing set and refuses a partial one.
-pub fn dev(dir: &Path, extra_names: &[String], force: bool) -> anyhow::Result<DevFiles> {
+/// Why `name` cannot be a name of the server certificate, if it cannot: it must be an IP
+/// address or a DNS name (dot-separated labels of letters, digits and `-`, no label
+/// starting or ending with `-`).
+fn check_name(name: &str) -> Result<(), String> {
+    if name.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if (1..=253).contains(&name.len()) && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--name `{name}` is neither a DNS name (like panel.example) nor an IP address"
+        ))
+    }
+}
+
+/// Of `names`, those the server certificate in `cert_pem` is not valid for.
+fn not_covered<'n>(cert_pem: &[u8], names: &'n [String]) -> anyhow::Result<Vec<&'n str>> {
+    let der = CertificateDer::from_pem_slice(cert_pem)
+        .map_err(|e| anyhow::anyhow!("no certificate found: {e}"))?;
+    let cert = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| anyhow::anyhow!("cannot read the certificate: {e}"))?;
+    Ok(names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| {
+            ServerName::try_from(*n)
+                .map_or(true, |n| cert.verify_is_valid_for_subject_name(&n).is_err())
+        })
+        .collect())
+}
+
+/// Writes the development material into `dir` (created if missing), for the
+/// [`DEFAULT_NAMES`] and `extra_names`. With `force`, replaces existing files; otherwise
+/// keeps a complete existing set if its server certificate covers `extra_names`, and
+/// refuses a partial set or one that does not cover them.
+pub fn dev(dir: &Path, extra_names: &[String], force: bool) -> anyhow::Result<DevSet> {
+    for name in extra_names {
+        check_name(name).map_err(anyhow::Error::msg)?;
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = DevFiles::in_dir(dir);
     if !force {
         let (present, missing): (Vec<_>, Vec<_>) =
             files.all().into_iter().partition(|p| p.exists());
         if missing.is_empty() {
-            return Ok(files);
+            let pem = std::fs::read(&files.server_cert)
+                .with_context(|| format!("cannot read {}", files.server_cert.display()))?;
+            let uncovered = not_covered(&pem, extra_names)
+                .with_context(|| format!("{}", files.server_cert.display()))?;
+            if !uncovered.is_empty() {
+                anyhow::bail!(
+                    "{}: the existing server certificate is not for {}: nothing was written. \
+                     Make a whole new set with `actas certs dev --out {} --force` and every --name it needs \
+                     (the panel then needs the new signing.pub, and browsers the new ca.pem)",
+                    files.server_cert.display(),
+                    uncovered.join(", "),
+                    dir.display()
+                );
+            }
+            return Ok(DevSet { files, kept: true });
         }
         if !present.is_empty() {
             anyhow::bail!(
@@ -125,11 +197,7 @@ pub fn dev(dir: &Path, extra_names: &[String], force: bool) -> anyhow::Result<De
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let mut names = DEFAULT_NAMES.map(String::from).to_vec();
     names.extend(extra_names.iter().cloned());
     let server_key = KeyPair::generate().context("cannot generate the server key")?;
     let mut params = CertificateParams::new(names)?;
@@ -158,7 +226,7 @@ pub fn dev(dir: &Path, extra_names: &[String], force: bool) -> anyhow::Result<De
     write(&files.server_key, &server_key.serialize_pem(), true)?;
     write(&files.signing_key, &signing_pem, true)?;
     write(&files.signing_pub, &public_pem, false)?;
-    Ok(files)
+    Ok(DevSet { files, kept: false })
 }
 
 #[cfg(test)]
@@ -168,7 +236,7 @@ mod tests {
     #[test]
     fn dev_material_is_complete_and_kept_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
-        let files = dev(dir.path(), &[], false).unwrap();
+        let files = dev(dir.path(), &[], false).unwrap().files;
         let cert = std::fs::read_to_string(&files.server_cert).unwrap();
         assert_eq!(cert.matches("BEGIN CERTIFICATE").count(), 2);
         let key = std::fs::read_to_string(&files.signing_key).unwrap();
@@ -187,9 +255,64 @@ mod tests {
     }
 
     #[test]
+    fn names_must_be_dns_names_or_ip_addresses() {
+        for ok in ["panel.example", "localhost", "a-1.b", "10.0.0.1", "fe80::1"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "not a host!",
+            "-x.example",
+            "x-.example",
+            "a..b",
+            "a_b",
+            "é.example",
+        ] {
+            let err = check_name(bad).unwrap_err();
+            assert!(err.contains("neither a DNS name"), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(dev(dir.path(), &["not a host!".into()], false).is_err());
+        assert!(!DevFiles::in_dir(dir.path()).server_cert.exists());
+    }
+
+    #[test]
+    fn a_kept_set_must_cover_the_names_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dev(dir.path(), &["panel.example".into()], false).unwrap();
+        assert!(!made.kept);
+        let cert = std::fs::read(&made.files.server_cert).unwrap();
+
+        for names in [&[][..], &["panel.example".into(), "127.0.0.1".into()]] {
+            let again = dev(dir.path(), names, false).unwrap();
+            assert!(again.kept, "{names:?}");
+        }
+        let err = match dev(
+            dir.path(),
+            &["other.example".into(), "10.0.0.2".into()],
+            false,
+        ) {
+            Ok(_) => panic!("a set without the names asked for was kept"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("not for other.example, 10.0.0.2") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&made.files.server_cert).unwrap(), cert);
+
+        let forced = dev(dir.path(), &["other.example".into()], true).unwrap();
+        assert!(!forced.kept);
+        let cert = std::fs::read(&forced.files.server_cert).unwrap();
+        assert!(not_covered(&cert, &["other.example".into()])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn a_partial_set_is_refused_without_force_and_its_keys_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let files = dev(dir.path(), &[], false).unwrap();
+        let files = dev(dir.path(), &[], false).unwrap().files;
         let signing_key = std::fs::read(&files.signing_key).unwrap();
         let server_key = std::fs::read(&files.server_key).unwrap();
         let server_cert = std::fs::read(&files.server_cert).unwrap();
@@ -219,7 +342,7 @@ mod tests {
     fn forced_private_keys_are_owner_only_even_over_world_readable_files() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let files = dev(dir.path(), &[], false).unwrap();
+        let files = dev(dir.path(), &[], false).unwrap().files;
         for key in [&files.server_key, &files.signing_key] {
             std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
         }

@@ -385,7 +385,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(audit(&config, cmd))
         }
         Command::Certs(CertsCommand::Dev { out, names, force }) => {
-            let files = crate::certs::dev(&out, &names, force)?;
+            let set = crate::certs::dev(&out, &names, force)?;
+            let files = set.files;
+            if set.kept {
+                println!(
+                    "kept the development material already in {} (its server certificate covers {}); \
+                     --force makes a new set",
+                    out.display(),
+                    crate::certs::DEFAULT_NAMES
+                        .iter()
+                        .copied()
+                        .chain(names.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             println!("CA certificate:        {}", files.ca_cert.display());
             println!("server certificate:    {}", files.server_cert.display());
             println!("server key:            {}", files.server_key.display());

@@ -108,7 +108,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .policies
         .canonicalize()
         .with_context(|| format!("the policy directory {} is missing: run `actas demo` from the repository root, or pass --policies DIR", args.policies.display()))?;
-    let certs = crate::certs::dev(&dir.join("certs"), &[], false)?;
+    let certs = crate::certs::dev(&dir.join("certs"), &[], false)?.files;
     let config_path = dir.join("actas.toml");
     std::fs::write(
         &config_path,

@@ -440,6 +440,42 @@ fn certs_dev_writes_a_ca_a_server_certificate_and_a_signing_key() {
 }
 
 #[test]
+fn certs_dev_keeps_a_set_only_if_it_covers_the_names_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("certs");
+    let certs_dev = |names: &[&str]| {
+        let mut args = vec!["certs", "dev", "--out", out_dir.to_str().unwrap()];
+        for n in names {
+            args.extend(["--name", n]);
+        }
+        actas(&dir.path().join("none.toml"), &args, None)
+    };
+    for bad in ["not a host!", ""] {
+        let (ok, _, err) = certs_dev(&[bad]);
+        assert!(!ok && err.contains("neither a DNS name"), "{bad:?}: {err}");
+        assert!(!out_dir.join("server.pem").exists(), "{bad:?}");
+    }
+    let (ok, out, err) = certs_dev(&["panel.example"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("kept"), "{out}");
+    let key = std::fs::read(out_dir.join("signing.key")).unwrap();
+
+    let (ok, out, err) = certs_dev(&["panel.example"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("kept the development material already in") && out.contains("--force"),
+        "{out}"
+    );
+    let (ok, _, err) = certs_dev(&["other.example"]);
+    assert!(!ok, "a --name the kept certificate is not for");
+    assert!(
+        err.contains("not for other.example") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out_dir.join("signing.key")).unwrap(), key);
+}
+
+#[test]
 fn a_broken_policy_stops_check_and_serve_with_its_location() {
     let stack = no_server();
     std::fs::write(
