@@ -156,7 +156,7 @@ fn arm(dir: &Path, tx: mpsc::Sender<Heard>) -> notify::Result<notify::Recommende
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let heard = match event {
             Ok(e)
-                if e.paths.iter().any(|p| *p == root)
+                if e.paths.contains(&root)
                     && (e.kind.is_remove()
                         || matches!(e.kind, EventKind::Modify(ModifyKind::Name(_)))) =>
             {
