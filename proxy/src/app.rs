@@ -47,6 +47,8 @@ pub struct App {
     pub audit: AuditLog,
     /// Sign-in throttles.
     pub limits: LoginLimits,
+    /// Tells browsers that signed in to an account before from everyone else.
+    pub devices: crate::device::DeviceCookies,
     /// The panel's address, as last resolved.
     pub upstream: std::sync::RwLock<std::net::SocketAddr>,
 }
@@ -55,6 +57,8 @@ pub struct App {
 pub struct LoginLimits {
     by_ip: DefaultKeyedRateLimiter<String>,
     by_account: DefaultKeyedRateLimiter<String>,
+    /// Per known browser (a device cookie's nonce), in place of the account's budget.
+    by_device: DefaultKeyedRateLimiter<String>,
     /// Attempts taken, to prune the limiters' keys now and then.
     attempts: std::sync::atomic::AtomicU64,
 }
@@ -74,14 +78,18 @@ impl LoginLimits {
         LoginLimits {
             by_ip: RateLimiter::keyed(quota(per_ip)),
             by_account: RateLimiter::keyed(quota(per_account)),
+            by_device: RateLimiter::keyed(quota(per_account)),
             attempts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Takes one attempt from both budgets; `Err(seconds to wait)` when either is spent.
     /// An IPv6 client is counted by its /64, the block one subscriber is given, so that
-    /// moving through its addresses does not buy more attempts.
-    pub fn attempt(&self, ip: &str, username: &str) -> Result<(), u64> {
+    /// moving through its addresses does not buy more attempts. A browser that signed in to
+    /// this account before (`device`: its device cookie's nonce, checked) spends its own
+    /// budget instead of the account's, so strangers spending the account's cannot lock
+    /// it out (see [`crate::device`]).
+    pub fn attempt(&self, ip: &str, username: &str, device: Option<&str>) -> Result<(), u64> {
         use governor::clock::{Clock, DefaultClock};
         use std::sync::atomic::Ordering;
         if self.attempts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
@@ -90,6 +98,9 @@ impl LoginLimits {
         let clock = DefaultClock::default();
         let wait = |e: governor::NotUntil<_>| e.wait_time_from(clock.now()).as_secs().max(1);
         self.by_ip.check_key(&ip_key(ip)).map_err(wait)?;
+        if let Some(device) = device {
+            return self.by_device.check_key(&device.to_owned()).map_err(wait);
+        }
         let account = if crate::directory::valid_username(username) {
             username
         } else {
@@ -107,6 +118,8 @@ impl LoginLimits {
         self.by_ip.shrink_to_fit();
         self.by_account.retain_recent();
         self.by_account.shrink_to_fit();
+        self.by_device.retain_recent();
+        self.by_device.shrink_to_fit();
     }
 
     /// How many keys the limiters hold (IPs, accounts).
@@ -136,26 +149,47 @@ mod limit_tests {
     use super::*;
 
     #[test]
+    fn a_known_browser_spends_its_own_budget_and_strangers_the_accounts() {
+        let limits = LoginLimits::new(1000, 2);
+        assert!(limits.attempt("192.0.2.1", "ada", None).is_ok());
+        assert!(limits.attempt("192.0.2.2", "ada", None).is_ok());
+        assert!(
+            limits.attempt("192.0.2.3", "ada", None).is_err(),
+            "the account's budget is spent, from any address"
+        );
+        assert!(limits.attempt("192.0.2.4", "ada", Some("device-a")).is_ok());
+        assert!(limits.attempt("192.0.2.4", "ada", Some("device-a")).is_ok());
+        assert!(
+            limits
+                .attempt("192.0.2.4", "ada", Some("device-a"))
+                .is_err(),
+            "a known browser has a budget too"
+        );
+        assert!(limits.attempt("192.0.2.5", "ada", Some("device-b")).is_ok());
+        assert!(limits.attempt("192.0.2.6", "ada", None).is_err());
+    }
+
+    #[test]
     fn ipv6_clients_share_the_budget_of_their_64_and_ipv4_ones_have_their_own() {
         let limits = LoginLimits::new(2, 1000);
-        assert!(limits.attempt("2001:db8:1:2::1", "ada").is_ok());
-        assert!(limits.attempt("2001:db8:1:2:ffff::9", "ada").is_ok());
+        assert!(limits.attempt("2001:db8:1:2::1", "ada", None).is_ok());
+        assert!(limits.attempt("2001:db8:1:2:ffff::9", "ada", None).is_ok());
         assert!(
-            limits.attempt("2001:db8:1:2:abcd::", "ada").is_err(),
+            limits.attempt("2001:db8:1:2:abcd::", "ada", None).is_err(),
             "another address of the same /64 got more attempts"
         );
         assert!(
-            limits.attempt("2001:db8:1:3::1", "ada").is_ok(),
+            limits.attempt("2001:db8:1:3::1", "ada", None).is_ok(),
             "the next /64 is another client"
         );
-        assert!(limits.attempt("192.0.2.1", "ada").is_ok());
-        assert!(limits.attempt("192.0.2.1", "ada").is_ok());
-        assert!(limits.attempt("192.0.2.1", "ada").is_err());
+        assert!(limits.attempt("192.0.2.1", "ada", None).is_ok());
+        assert!(limits.attempt("192.0.2.1", "ada", None).is_ok());
+        assert!(limits.attempt("192.0.2.1", "ada", None).is_err());
         assert!(
-            limits.attempt("::ffff:192.0.2.1", "ada").is_err(),
+            limits.attempt("::ffff:192.0.2.1", "ada", None).is_err(),
             "an IPv4 client written as IPv6 is the same client"
         );
-        assert!(limits.attempt("192.0.2.2", "ada").is_ok());
+        assert!(limits.attempt("192.0.2.2", "ada", None).is_ok());
     }
 
     #[test]
@@ -163,11 +197,11 @@ mod limit_tests {
         let limits = LoginLimits::new(1000, 2);
         for n in 0..500 {
             let junk = format!("{}{n}", "x".repeat(5000));
-            let _ = limits.attempt("192.0.2.1", &junk);
+            let _ = limits.attempt("192.0.2.1", &junk, None);
         }
         assert_eq!(limits.keys().1, 1, "every invalid name is one key");
         assert!(
-            limits.attempt("192.0.2.1", "ada").is_ok(),
+            limits.attempt("192.0.2.1", "ada", None).is_ok(),
             "real accounts keep their own budget"
         );
     }
@@ -178,7 +212,7 @@ mod limit_tests {
         // its use: by the time of the pruning, all but the last few keys are.
         let limits = LoginLimits::new(u32::MAX, u32::MAX);
         for n in 0..PRUNE_EVERY - 1 {
-            let _ = limits.attempt(&format!("10.0.{}.{}", n / 256, n % 256), "ada");
+            let _ = limits.attempt(&format!("10.0.{}.{}", n / 256, n % 256), "ada", None);
         }
         assert_eq!(limits.keys().0, (PRUNE_EVERY - 1) as usize);
         limits.prune();
@@ -195,6 +229,8 @@ pub enum LoginOutcome {
     Success {
         /// Session token (goes only into the cookie).
         token: String,
+        /// The device cookie's value for this browser and account.
+        device: String,
     },
     /// Wrong username or password (one answer for every cause).
     Refused,
@@ -539,10 +575,12 @@ impl App {
         username: &str,
         password: &str,
         previous_token: Option<&str>,
+        device_cookie: Option<&str>,
         origin: &Origin,
     ) -> Result<LoginOutcome, StoreError> {
         let username = username.trim().to_lowercase();
-        if let Err(wait) = self.limits.attempt(&origin.client_ip, &username) {
+        let device = device_cookie.and_then(|c| self.devices.check(c, &username));
+        if let Err(wait) = self.limits.attempt(&origin.client_ip, &username, device) {
             METRICS
                 .login_throttled_total
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -615,7 +653,8 @@ impl App {
         e.session_id = Some(id);
         e.decision = Some("allow".into());
         self.audit.record(e).await;
-        Ok(LoginOutcome::Success { token })
+        let device = self.devices.issue(&account.username, device);
+        Ok(LoginOutcome::Success { token, device })
     }
 
     /// Ends every session of `session`'s actor but `session` itself (why = revoked): after a

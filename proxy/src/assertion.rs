@@ -171,6 +171,12 @@ impl Signer25519 {
         }
     }
 
+    /// The private key's 32-byte seed, to derive the deployment's other secrets from (every
+    /// instance of a deployment has the same signing key).
+    pub fn seed(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
     /// The key id put in every header.
     pub fn kid(&self) -> &str {
         &self.kid

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod device;
 pub mod digest;
 pub mod directory;
 pub mod forwarding;

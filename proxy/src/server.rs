@@ -222,6 +222,7 @@ pub fn serve(config: Config, upgrade: bool) -> anyhow::Result<()> {
             config.login.attempts_per_ip_per_minute,
             config.login.attempts_per_account_per_minute,
         ),
+        devices: crate::device::DeviceCookies::new(prepared.signer.seed()),
         store: prepared.store,
         signer: prepared.signer,
         assertions: Default::default(),

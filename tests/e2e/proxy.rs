@@ -116,6 +116,70 @@ fn failed_sign_ins_are_rate_limited_with_a_clear_429() {
 }
 
 #[test]
+fn strangers_spending_an_accounts_budget_do_not_lock_out_a_browser_that_signed_in_to_it_before() {
+    let stack = Stack::with(Options {
+        extra_config: "[login]\nattempts_per_account_per_minute = 3\n".into(),
+        ..Options::default()
+    });
+    // rita signed in from this browser yesterday, and from another one carl's account.
+    let ritas = stack.browser();
+    assert_eq!(ritas.login("rita", PASSWORD).status, StatusCode::SEE_OTHER);
+    let device = ritas
+        .cookies
+        .lock()
+        .unwrap()
+        .get("__Host-actas_device")
+        .cloned()
+        .expect("a device cookie after signing in");
+    let sign_out = |b: &Browser| {
+        let csrf = b.csrf();
+        assert_eq!(
+            b.post("/_actas/logout", &[("csrf_token", &csrf)]).status,
+            StatusCode::SEE_OTHER
+        );
+    };
+    sign_out(&ritas);
+    let carls = stack.browser();
+    assert_eq!(carls.login("carl", PASSWORD).status, StatusCode::SEE_OTHER);
+    sign_out(&carls);
+    // Someone who knows her name spends the rest of rita's budget (her own sign-in, from a
+    // browser not known then, took one attempt of three).
+    for _ in 0..2 {
+        assert_eq!(
+            stack.browser().login("rita", "guess").status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        stack.browser().login("rita", PASSWORD).status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a browser rita never used is held to the account's budget"
+    );
+    assert_eq!(
+        carls.login("rita", PASSWORD).status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a device cookie holds for the account it was issued for only"
+    );
+    let forged = stack.browser();
+    forged.cookies.lock().unwrap().insert(
+        "__Host-actas_device".into(),
+        format!("{}{}", "A".repeat(22), &device[22..]),
+    );
+    assert_eq!(
+        forged.login("rita", PASSWORD).status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged device cookie counts for nothing"
+    );
+    // Her own browser still gets in, with a budget of its own.
+    assert_eq!(ritas.login("rita", PASSWORD).status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        ritas.cookies.lock().unwrap().get("__Host-actas_device"),
+        Some(&device),
+        "the same browser keeps the same device cookie"
+    );
+}
+
+#[test]
 fn a_planted_session_token_is_never_adopted_at_sign_in() {
     let stack = Stack::start();
     let b = stack.browser();

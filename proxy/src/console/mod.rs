@@ -469,15 +469,33 @@ async fn login_submit(app: &App, req: &Request) -> Response {
             .with_cookie(session::set_cookie(LOGIN_COOKIE_NAME, &fresh, std::time::Duration::from_secs(3600)));
     }
     let password = f.get("password").map(String::as_str).unwrap_or("");
+    let device = session::cookie(
+        req.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        crate::device::COOKIE_NAME,
+    );
     match app
-        .login(username, password, req.token.as_deref(), &req.origin)
+        .login(
+            username,
+            password,
+            req.token.as_deref(),
+            device.as_deref(),
+            &req.origin,
+        )
         .await
     {
-        Ok(LoginOutcome::Success { token }) => Response::redirect(&next)
+        Ok(LoginOutcome::Success { token, device }) => Response::redirect(&next)
             .with_cookie(session::set_cookie(
                 COOKIE_NAME,
                 &token,
                 app.config.session.absolute_timeout,
+            ))
+            .with_cookie(session::set_cookie(
+                crate::device::COOKIE_NAME,
+                &device,
+                crate::device::MAX_AGE,
             ))
             .with_cookie(session::clear_cookie(LOGIN_COOKIE_NAME)),
         Ok(LoginOutcome::Refused) => {
@@ -842,7 +860,7 @@ async fn change_password(app: &App, req: &Request, session: &SessionRecord) -> R
     // guessing it from a stolen session must be as slow: the same budgets apply.
     if let Err(wait) = app
         .limits
-        .attempt(&req.origin.client_ip, &session.actor.username)
+        .attempt(&req.origin.client_ip, &session.actor.username, None)
     {
         let mut r = Response::html(
             429,
