@@ -148,16 +148,51 @@ async fn framework_refusals_use_the_layout() {
 #[tokio::test]
 async fn flash_notices_are_escaped() {
     let panel = Panel::start().await;
-    let reply = panel
-        .get(
-            &Who::customer("carl"),
-            "/domains?notice=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    let carl = Who::customer("carl");
+    let location = panel
+        .post(
+            &carl,
+            "/files/mkdir",
+            &[("path", ""), ("name", "<img src=x onerror=alert(1)>")],
         )
-        .await;
-    assert!(reply
+        .await
+        .assert_redirect("/files?path=&notice=");
+    let text = panel.get(&carl, &location).await.text();
+    assert!(
+        text.contains("Created folder &lt;img src=x onerror=alert(1)&gt;."),
+        "{text}"
+    );
+    assert!(!text.contains("<img src=x"), "{text}");
+    assert_layout(&text, "notice");
+}
+
+#[tokio::test]
+async fn a_notice_written_into_a_link_is_not_shown() {
+    // The panel's notices travel in the URL after a redirect; one that anybody wrote into a
+    // link (to send to staff: "your account is suspended, call …") is not the panel's.
+    let panel = Panel::start().await;
+    let carl = Who::customer("carl");
+    let forged = "Your%20account%20is%20suspended.%20Call%20%2B1%20555%200100.";
+    let text = panel
+        .get(&carl, &format!("/domains?notice={forged}"))
+        .await
+        .text();
+    assert!(!text.contains("suspended"), "{text}");
+    // Nor is one the panel sealed for carl, opened by ada while impersonating him.
+    let location = panel
+        .post(&carl, "/domains", &[("name", "carl-shop.example")])
+        .await
+        .assert_redirect("/domains?notice=");
+    assert!(panel
+        .get(&carl, &location)
+        .await
         .text()
-        .contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert_layout(&reply.text(), "notice");
+        .contains("Added carl-shop.example."));
+    let text = panel
+        .get(&Who::impersonated("carl", "ada", "admin"), &location)
+        .await
+        .text();
+    assert!(!text.contains("Added carl-shop.example."), "{text}");
 }
 
 #[tokio::test]

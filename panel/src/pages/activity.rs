@@ -57,7 +57,7 @@ pub async fn list(
         &identity,
         Area::Activity,
         "Activity",
-        flash.flash(),
+        flash.flash(&identity),
         html! {
             p.muted { "Every change to this account, newest first. Changes made by staff on your behalf name them." }
             @if records.is_empty() {

@@ -40,7 +40,7 @@ pub async fn show(
         &identity,
         Area::Dashboard,
         "Dashboard",
-        flash.flash(),
+        flash.flash(&identity),
         html! {
             p.muted { "Account " strong { (account.username) } ", hosted since " (format_time(account.created_at)) "." }
             section.stats aria-label="Account summary" {

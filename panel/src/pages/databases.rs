@@ -51,7 +51,7 @@ pub async fn list(
     account: Account,
     Query(flash): Query<FlashQuery>,
 ) -> Result<Markup, PageError> {
-    render(&panel, &identity, &account, flash.flash(), "").await
+    render(&panel, &identity, &account, flash.flash(&identity), "").await
 }
 
 /// `POST /databases`
@@ -79,6 +79,7 @@ pub async fn create(
         .await?
     {
         Ok(see_other(
+            &identity,
             "/databases",
             &format!("Created database {name}."),
         ))
@@ -108,6 +109,7 @@ pub async fn drop(
     );
     if panel.store.drop_database(account.id, &name, &entry).await? {
         Ok(see_other(
+            &identity,
             "/databases",
             &format!("Dropped database {name}."),
         ))

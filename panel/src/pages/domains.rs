@@ -34,7 +34,7 @@ pub async fn list(
     account: Account,
     Query(flash): Query<FlashQuery>,
 ) -> Result<Markup, PageError> {
-    render(&panel, &identity, &account, flash.flash(), "").await
+    render(&panel, &identity, &account, flash.flash(&identity), "").await
 }
 
 /// `POST /domains`
@@ -66,7 +66,7 @@ pub async fn add(
         format!("Added domain {name}"),
     );
     match panel.store.add_domain(account.id, &name, &entry).await? {
-        DomainAdded::Added => Ok(see_other("/domains", &format!("Added {name}."))),
+        DomainAdded::Added => Ok(see_other(&identity, "/domains", &format!("Added {name}."))),
         DomainAdded::AlreadyYours => {
             refuse(
                 &panel,
@@ -97,7 +97,11 @@ pub async fn remove(
         format!("Removed domain {name}"),
     );
     if panel.store.remove_domain(account.id, &name, &entry).await? {
-        Ok(see_other("/domains", &format!("Removed {name}.")))
+        Ok(see_other(
+            &identity,
+            "/domains",
+            &format!("Removed {name}."),
+        ))
     } else {
         Err(
             PageError::not_found(format!("You have no domain called {name}."))

@@ -17,7 +17,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
-use super::{query_value, see_other, PageError};
+use super::{query_value, see_other, FlashQuery, PageError};
 use crate::assertion::Identity;
 use crate::binding;
 use crate::fs::{
@@ -45,17 +45,13 @@ pub const EDIT_BODY_LIMIT_BYTES: usize = 2 * 3 * TEXT_LIMIT_BYTES as usize + 64 
 pub struct PathQuery {
     #[serde(default)]
     path: String,
-    notice: Option<String>,
-    error: Option<String>,
+    #[serde(flatten)]
+    flash: FlashQuery,
 }
 
 impl PathQuery {
-    fn flash(&self) -> Option<Flash<'_>> {
-        match (&self.error, &self.notice) {
-            (Some(error), _) => Some(Flash::Error(error)),
-            (None, Some(notice)) => Some(Flash::Notice(notice)),
-            (None, None) => None,
-        }
+    fn flash(&self, identity: &Identity) -> Option<Flash<'_>> {
+        self.flash.flash(identity)
     }
 }
 
@@ -123,7 +119,7 @@ pub async fn list(
         &identity,
         Area::Files,
         &title,
-        query.flash(),
+        query.flash(&identity),
         html! {
             (breadcrumbs(&rel))
             @if entries.is_empty() {
@@ -299,7 +295,7 @@ pub async fn view(
         &identity,
         Area::Files,
         rel.name().unwrap_or("File"),
-        query.flash(),
+        query.flash(&identity),
         html! {
             (breadcrumbs(&rel))
             p.actions {
@@ -363,7 +359,7 @@ fn editor(identity: &Identity, rel: &RelPath, query: &PathQuery, text: &str) -> 
         identity,
         Area::Files,
         &format!("Edit {}", rel.name().unwrap_or("file")),
-        query.flash(),
+        query.flash(identity),
         html! {
             (breadcrumbs(rel))
             form.editor method="post" action=(binding::action(identity, "/files/edit")) {
@@ -441,6 +437,7 @@ pub async fn save(
     )
     .await?;
     Ok(see_other(
+        &identity,
         &folder_href(&rel.parent()),
         &format!("Saved {rel}."),
     ))
@@ -603,6 +600,7 @@ pub async fn upload(
     }
     match failure {
         None => Ok(see_other(
+            &identity,
             &folder_href(&folder),
             &format!("Uploaded {}.", uploaded.join(", ")),
         )),
@@ -665,6 +663,7 @@ pub async fn create_folder(
     )
     .await?;
     Ok(see_other(
+        &identity,
         &folder_href(&parent),
         &format!("Created folder {created}."),
     ))
@@ -690,6 +689,7 @@ pub async fn rename(
     )
     .await?;
     Ok(see_other(
+        &identity,
         &folder_href(&rel.parent()),
         &format!("Renamed {rel} to {renamed}."),
     ))
@@ -718,6 +718,7 @@ pub async fn delete(
     )
     .await?;
     Ok(see_other(
+        &identity,
         &folder_href(&rel.parent()),
         &format!("Deleted {what}{rel}."),
     ))

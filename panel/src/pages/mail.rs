@@ -34,7 +34,7 @@ pub async fn mailboxes(
     account: Account,
     Query(flash): Query<FlashQuery>,
 ) -> Result<Markup, PageError> {
-    render_mailboxes(&panel, &identity, &account, flash.flash(), "").await
+    render_mailboxes(&panel, &identity, &account, flash.flash(&identity), "").await
 }
 
 /// `POST /mail`
@@ -60,7 +60,11 @@ pub async fn create_mailbox(
         .create_mailbox(account.id, &name, &entry)
         .await?
     {
-        Ok(see_other("/mail", &format!("Created mailbox {name}.")))
+        Ok(see_other(
+            &identity,
+            "/mail",
+            &format!("Created mailbox {name}."),
+        ))
     } else {
         refuse(
             &panel,
@@ -91,6 +95,7 @@ pub async fn delete_mailbox(
         .await?
     {
         Ok(see_other(
+            &identity,
             "/mail",
             &format!("Deleted mailbox {mailbox} and its messages."),
         ))
@@ -116,7 +121,7 @@ pub async fn messages(
         &identity,
         Area::Mail,
         &address,
-        flash.flash(),
+        flash.flash(&identity),
         html! {
             p.crumbs { a href="/mail" { "Mail" } " / " (address) }
             @if messages.is_empty() {

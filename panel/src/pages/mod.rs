@@ -51,31 +51,66 @@ pub fn path_segment(value: &str) -> String {
     utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
-/// The flash parameters a page may receive after a redirect.
+/// The flash parameters a page may receive after a redirect: a notice, and the seal that
+/// shows the panel wrote it for this identity.
+///
+/// The notice travels in the URL (Post/Redirect/Get), so anyone can write one into a link.
+/// Unsealed, a customer could send staff `/?notice=Your account is suspended, call …` and
+/// have it shown in the panel's own chrome. Only a notice sealed for the identity the page
+/// is shown to is shown; any other is left out. Refusals are never redirected: their page
+/// is answered at once, so there is no error parameter at all.
 #[derive(Debug, Default, Deserialize)]
 pub struct FlashQuery {
     /// A success message.
     pub notice: Option<String>,
-    /// A refusal message.
-    pub error: Option<String>,
+    /// Its seal: an HMAC of the binding of the identity it was written for and the text.
+    pub seal: Option<String>,
 }
 
 impl FlashQuery {
-    /// The flash to show, if any.
-    pub fn flash(&self) -> Option<Flash<'_>> {
-        match (&self.error, &self.notice) {
-            (Some(error), _) => Some(Flash::Error(error)),
-            (None, Some(notice)) => Some(Flash::Notice(notice)),
-            (None, None) => None,
-        }
+    /// The flash to show, if any: the notice, if its seal holds for `identity`.
+    pub fn flash(&self, identity: &Identity) -> Option<Flash<'_>> {
+        let (notice, seal) = (self.notice.as_deref()?, self.seal.as_deref()?);
+        let key = jsonwebtoken::DecodingKey::from_secret(&*FLASH_KEY);
+        jsonwebtoken::crypto::verify(
+            seal,
+            &sealed(identity, notice),
+            &key,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap_or(false)
+        .then_some(Flash::Notice(notice))
     }
 }
 
-/// 303 See Other to `location` with a success flash.
-pub fn see_other(location: &str, notice: &str) -> Response {
+/// The key of notices' seals, made at start: a notice lives for one redirect, so one that a
+/// restart makes unreadable costs only its message.
+static FLASH_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+    key
+});
+
+/// What a seal covers: the identity's binding and the notice.
+fn sealed(identity: &Identity, notice: &str) -> Vec<u8> {
+    let mut message = crate::binding::of(identity).into_bytes();
+    message.push(0);
+    message.extend_from_slice(notice.as_bytes());
+    message
+}
+
+/// 303 See Other to `location` with a success flash, sealed for `identity`.
+pub fn see_other(identity: &Identity, location: &str, notice: &str) -> Response {
     let separator = if location.contains('?') { '&' } else { '?' };
+    let key = jsonwebtoken::EncodingKey::from_secret(&*FLASH_KEY);
+    let seal = jsonwebtoken::crypto::sign(
+        &sealed(identity, notice),
+        &key,
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap_or_default();
     Redirect::to(&format!(
-        "{location}{separator}notice={}",
+        "{location}{separator}notice={}&seal={seal}",
         query_value(notice)
     ))
     .into_response()
@@ -285,11 +320,65 @@ mod tests {
 
     #[test]
     fn redirects_are_see_other_with_a_notice() {
-        let response = see_other("/files?path=a", "Saved a & b");
+        let carl = identity("carl", None);
+        let response = see_other(&carl, "/files?path=a", "Saved a & b");
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(
-            response.headers()[header::LOCATION],
-            "/files?path=a&notice=Saved%20a%20%26%20b"
+        let location = response.headers()[header::LOCATION].to_str().unwrap();
+        assert!(
+            location.starts_with("/files?path=a&notice=Saved%20a%20%26%20b&seal="),
+            "{location}"
         );
+    }
+
+    fn identity(subject: &str, impersonation: Option<&str>) -> Identity {
+        Identity {
+            subject: subject.into(),
+            subject_role: crate::assertion::Role::Customer,
+            subject_name: subject.into(),
+            session_id: "s".into(),
+            actor: None,
+            impersonation_id: impersonation.map(Into::into),
+            request_id: None,
+        }
+    }
+
+    /// The query a redirect leads to, as the page reads it.
+    fn query_of(response: &Response) -> FlashQuery {
+        let location: axum::http::Uri = response.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        axum::extract::Query::<FlashQuery>::try_from_uri(&location)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_notice_is_shown_only_to_the_identity_it_was_sealed_for() {
+        let carl = identity("carl", None);
+        let sealed = query_of(&see_other(&carl, "/domains", "Added carl.example."));
+        assert_eq!(
+            sealed.flash(&carl),
+            Some(Flash::Notice("Added carl.example."))
+        );
+        // A link made from carl's notice, opened by staff or by carl's impersonator.
+        assert_eq!(sealed.flash(&identity("ada", None)), None);
+        assert_eq!(sealed.flash(&identity("carl", Some("imp1"))), None);
+        // A notice written into a link, with no seal, another's or a cut one.
+        let forged = |notice: &str, seal: Option<&str>| FlashQuery {
+            notice: Some(notice.into()),
+            seal: seal.map(Into::into),
+        };
+        let seal = sealed.seal.as_deref().unwrap();
+        for q in [
+            forged("Your account is suspended. Call +1 555 0100.", None),
+            forged("Your account is suspended. Call +1 555 0100.", Some(seal)),
+            forged("Added carl.example.", Some(&seal[1..])),
+            forged("Added carl.example.", Some("")),
+            forged("Added carl.example.", Some("%%%not base64")),
+        ] {
+            assert_eq!(q.flash(&carl), None, "{q:?}");
+        }
     }
 }

@@ -45,7 +45,7 @@ pub async fn show(
             notify_newsletter: true,
         },
     };
-    Ok(render(&identity, flash.flash(), &settings))
+    Ok(render(&identity, flash.flash(&identity), &settings))
 }
 
 /// `POST /settings`
@@ -79,7 +79,7 @@ pub async fn save(
         .store
         .save_settings(account.id, &settings, &entry)
         .await?;
-    Ok(see_other("/settings", "Settings saved."))
+    Ok(see_other(&identity, "/settings", "Settings saved."))
 }
 
 fn describe_notifications(settings: &Settings) -> String {
