@@ -193,15 +193,7 @@ impl ProxyHttp for Actas {
         ctx.client = forwarding::client(peer, tls, session.req_header(), trusted);
         ctx.host = host_of(session.req_header());
 
-        let token = session::cookie(
-            session
-                .req_header()
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes()),
-            COOKIE_NAME,
-        );
+        let token = session::cookie_of(&session.req_header().headers, COOKIE_NAME);
         if let Some(t) = &token {
             let req = session.req_header();
             let resolved = app.resolve(t, || self.origin(ctx, req)).await;

@@ -51,6 +51,17 @@ pub fn token_hash(token: &str) -> String {
     crate::digest::sha256_hex(&[token.as_bytes()])
 }
 
+/// The value of cookie `name` in a request's headers, as [`cookie`] reads it.
+pub fn cookie_of(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    cookie(
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        name,
+    )
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers. Malformed pairs are
 /// skipped; a token that is not plausible base64url of the right length is ignored.
 pub fn cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<String> {

@@ -426,14 +426,8 @@ async fn login_page(app: &App, req: &Request) -> Response {
         return Response::redirect(&next);
     }
     let _ = app;
-    let csrf = session::cookie(
-        req.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes()),
-        LOGIN_COOKIE_NAME,
-    )
-    .unwrap_or_else(session::random_token);
+    let csrf =
+        session::cookie_of(&req.headers, LOGIN_COOKIE_NAME).unwrap_or_else(session::random_token);
     Response::html(200, pages::login(&csrf, &next, None, "")).with_cookie(session::set_cookie(
         LOGIN_COOKIE_NAME,
         &csrf,
@@ -448,13 +442,7 @@ async fn login_submit(app: &App, req: &Request) -> Response {
         .and_then(|n| local_path(n))
         .unwrap_or_else(|| "/".into());
     let username = f.get("username").map(String::as_str).unwrap_or("");
-    let cookie_csrf = session::cookie(
-        req.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes()),
-        LOGIN_COOKIE_NAME,
-    );
+    let cookie_csrf = session::cookie_of(&req.headers, LOGIN_COOKIE_NAME);
     let csrf_ok = match (&cookie_csrf, f.get("csrf_token")) {
         (Some(c), Some(t)) => secrets_equal(c, t),
         _ => false,
@@ -469,13 +457,7 @@ async fn login_submit(app: &App, req: &Request) -> Response {
             .with_cookie(session::set_cookie(LOGIN_COOKIE_NAME, &fresh, std::time::Duration::from_secs(3600)));
     }
     let password = f.get("password").map(String::as_str).unwrap_or("");
-    let device = session::cookie(
-        req.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes()),
-        crate::device::COOKIE_NAME,
-    );
+    let device = session::cookie_of(&req.headers, crate::device::COOKIE_NAME);
     match app
         .login(
             username,

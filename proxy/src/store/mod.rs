@@ -96,13 +96,7 @@ impl Store {
     /// SQLite file that does not exist is an error, not a new, empty database that would
     /// answer "0 records, intact" for a mistyped path.
     pub async fn open_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}mode=rw")
-        } else {
-            url.to_owned()
-        };
-        Store::open(&url, max_connections).await
+        Store::open(&with_sqlite_mode(url, "rw"), max_connections).await
     }
 
     /// Connects without migrating (for a second pool on an already opened store).
@@ -119,13 +113,7 @@ impl Store {
         } else {
             return Err(StoreError::Url(redacted_url(url)));
         };
-        let url = match backend {
-            Backend::Sqlite if !url.contains("mode=") => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}mode=rwc")
-            }
-            _ => url.to_owned(),
-        };
+        let url = with_sqlite_mode(url, "rwc");
         let options = AnyConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
@@ -194,6 +182,17 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// An SQLite URL that names no `mode=` with `mode` added (`rwc` creates a missing file,
+/// `rw` does not); any other URL as it is.
+fn with_sqlite_mode(url: &str, mode: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode={mode}")
+    } else {
+        url.to_owned()
     }
 }
 
