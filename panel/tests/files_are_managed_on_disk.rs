@@ -702,3 +702,126 @@ async fn unusual_but_harmless_names_work() {
     assert!(listing.contains("&lt;b&gt;bold.txt"));
     assert!(!listing.contains("<b>bold"));
 }
+
+/// The `version` the editor page carries for the file it opened.
+fn editor_version(page: &str) -> String {
+    let at = page
+        .find("name=\"version\" value=\"")
+        .expect("the editor carries the file's version")
+        + "name=\"version\" value=\"".len();
+    page[at..at + page[at..].find('"').expect("end of the value")].to_owned()
+}
+
+/// Sends the editor's form as the editor page would: with the version it opened.
+async fn save_over(panel: &Panel, who: &Who, path: &str, content: &str, version: &str) -> Reply {
+    panel
+        .post(
+            who,
+            "/files/edit",
+            &[("path", path), ("content", content), ("version", version)],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_save_over_a_file_changed_since_it_was_opened_is_refused_and_loses_neither_text() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let ada = Who::impersonated("carl", "ada", "admin");
+    let file = panel.files_of("carl").join("notes.txt");
+    std::fs::write(&file, "first\n").expect("write");
+
+    // Carl and the admin signed in as him open the same file.
+    let carls = panel.get(&carl, "/files/edit?path=notes.txt").await;
+    assert_eq!(carls.status, StatusCode::OK);
+    let carls_version = editor_version(&carls.text());
+    let adas = panel.get(&ada, "/files/edit?path=notes.txt").await;
+    assert_eq!(editor_version(&adas.text()), carls_version);
+
+    // She saves first.
+    save_over(
+        &panel,
+        &ada,
+        "notes.txt",
+        "fixed by support\n",
+        &carls_version,
+    )
+    .await
+    .assert_redirect("/files?path=&notice=");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "fixed by support\n"
+    );
+
+    // His save, from the page he opened before hers, does not undo it.
+    let refused = save_over(&panel, &carl, "notes.txt", "carl's draft\n", &carls_version).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "fixed by support\n"
+    );
+    let page = refused.text();
+    assert!(
+        page.contains("Nothing was saved: this file was changed after you opened it."),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/files/view?path=notes.txt\""),
+        "{page}"
+    );
+    // The page is the editor again, with what he typed, bound to the file as it is now.
+    assert_eq!(textarea_as_submitted(&page), "carl's draft\n");
+    let now = editor_version(&page);
+    assert_ne!(now, carls_version);
+
+    // Saving from it replaces her change, knowingly.
+    save_over(&panel, &carl, "notes.txt", "carl's draft\n", &now)
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "carl's draft\n");
+    // A version that names no state of the file is refused the same way.
+    let forged = save_over(&panel, &carl, "notes.txt", "x\n", "not-a-version").await;
+    assert_eq!(forged.status, StatusCode::CONFLICT);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "carl's draft\n");
+}
+
+#[tokio::test]
+async fn a_save_over_a_file_deleted_since_it_was_opened_does_not_bring_it_back() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let file = panel.files_of("carl").join("old.txt");
+    std::fs::write(&file, "old\n").expect("write");
+    let opened = panel.get(&carl, "/files/edit?path=old.txt").await;
+    let version = editor_version(&opened.text());
+    std::fs::remove_file(&file).expect("delete");
+
+    let refused = save_over(&panel, &carl, "old.txt", "still wanted\n", &version).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(!file.exists(), "the refused save created the file again");
+    let page = refused.text();
+    assert!(
+        page.contains("deleted or renamed after you opened it"),
+        "{page}"
+    );
+    assert_eq!(textarea_as_submitted(&page), "still wanted\n");
+    // The editor it shows creates the file when asked to.
+    assert!(!page.contains("name=\"version\""), "{page}");
+    save(&panel, &carl, "old.txt", "still wanted\n")
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "still wanted\n");
+}
+
+#[tokio::test]
+async fn a_save_with_the_version_it_opened_goes_through_and_keeps_crlf() {
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let file = panel.files_of("carl").join("dos.txt");
+    std::fs::write(&file, "a\r\nb\r\n").expect("write");
+    let opened = panel.get(&carl, "/files/edit?path=dos.txt").await;
+    let version = editor_version(&opened.text());
+    save_over(&panel, &carl, "dos.txt", "a\r\nb\r\nc\r\n", &version)
+        .await
+        .assert_redirect("/files?path=&notice=");
+    assert_eq!(std::fs::read(&file).unwrap(), b"a\r\nb\r\nc\r\n");
+}

@@ -57,11 +57,22 @@ impl PathQuery {
 
 /// The editor's form. `content` is optional only so that a form without it is
 /// refused with a page instead of emptying the file; `content=` is an empty file.
+/// `version` is the [`version_of`] the file the editor opened: a save over a file
+/// changed since is refused. A form without it (a script) saves whatever is there.
 #[derive(Debug, Deserialize)]
 pub struct SaveFile {
     #[serde(default)]
     path: String,
     content: Option<String>,
+    version: Option<String>,
+}
+
+/// What the editor knows a file by: the SHA-256 of its bytes, in hex. Two people (a
+/// customer and the staff impersonating them, or two tabs) who open the same file and
+/// both save would otherwise have the second save silently undo the first.
+fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The new-folder form.
@@ -332,7 +343,18 @@ pub async fn edit_form(
         return Err(FsError::NotAFile.into());
     }
     let why = match open_text(&files_root(&panel, &account)?, &rel).await? {
-        Opened::Editable(text) => return Ok(editor(&identity, &rel, &query, &text).into_response()),
+        Opened::Editable(text) => {
+            let version = version_of(text.as_bytes());
+            let markup = editor(
+                &identity,
+                &rel,
+                query.flash(&identity),
+                &text,
+                Some(&version),
+                None,
+            );
+            return Ok(markup.into_response());
+        }
         Opened::ShownOnly(_, why) | Opened::NotShown(why) => why,
     };
     let markup = page(
@@ -354,16 +376,28 @@ pub async fn edit_form(
     Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response())
 }
 
-fn editor(identity: &Identity, rel: &RelPath, query: &PathQuery, text: &str) -> Markup {
+/// The editor's page: `text` in a form that saves it to `rel`, over the file of
+/// `version` (none: over whatever is there, or a new file). `conflict` explains, above
+/// the form, why a save was refused and what the text below is.
+fn editor(
+    identity: &Identity,
+    rel: &RelPath,
+    flash: Option<Flash<'_>>,
+    text: &str,
+    version: Option<&str>,
+    conflict: Option<Markup>,
+) -> Markup {
     page(
         identity,
         Area::Files,
         &format!("Edit {}", rel.name().unwrap_or("file")),
-        query.flash(identity),
+        flash,
         html! {
             (breadcrumbs(rel))
+            @if let Some(conflict) = conflict { div.card { (conflict) } }
             form.editor method="post" action=(binding::action(identity, "/files/edit")) {
                 input type="hidden" name="path" value=(rel.to_string());
+                @if let Some(version) = version { input type="hidden" name="version" value=(version); }
                 // The HTML parser drops one line feed right after <textarea>; give it
                 // one to drop, so that a file starting with a blank line keeps it.
                 textarea name="content" aria-label="File content" spellcheck="false" { "\n" (text) }
@@ -412,12 +446,15 @@ pub async fn save(
         .back_to(file_href("edit", &rel), "Back to the editor"));
     };
     let root = files_root(&panel, &account)?;
-    // Browsers send textarea lines with CRLF; keep LF files LF.
-    let keeps_crlf = match root.read(&rel, TEXT_LIMIT_BYTES).await {
-        Ok(existing) => existing.windows(2).any(|pair| pair == b"\r\n"),
-        Err(FsError::NotFound) => false,
+    let existing = match root.read(&rel, TEXT_LIMIT_BYTES).await {
+        Ok(existing) => Some(existing),
+        Err(FsError::NotFound) => None,
         Err(error) => return Err(error.into()),
     };
+    // Browsers send textarea lines with CRLF; keep LF files LF.
+    let keeps_crlf = existing
+        .as_deref()
+        .is_some_and(|bytes| bytes.windows(2).any(|pair| pair == b"\r\n"));
     let content = if keeps_crlf {
         content
     } else {
@@ -426,6 +463,12 @@ pub async fn save(
     // What the editor could not open again is not saved from it either.
     if content.len() as u64 > TEXT_LIMIT_BYTES {
         return Err(too_large());
+    }
+    if let Some(opened) = &form.version {
+        let now = existing.as_deref().map(version_of);
+        if now.as_deref() != Some(opened.as_str()) {
+            return Ok(save_conflict(&identity, &rel, &content, now.as_deref()));
+        }
     }
     root.save(&rel, content.into_bytes()).await?;
     record(
@@ -441,6 +484,35 @@ pub async fn save(
         &folder_href(&rel.parent()),
         &format!("Saved {rel}."),
     ))
+}
+
+/// 409: the file changed (or went) after the editor opened it, so nothing was saved.
+/// The page is the editor again, holding the text that was sent and bound to the file
+/// as it is now: saving again replaces the other change, knowingly.
+fn save_conflict(identity: &Identity, rel: &RelPath, content: &str, now: Option<&str>) -> Response {
+    tracing::info!(path = %rel, "save refused: the file changed after the editor opened it");
+    let (flash, what) = match now {
+        Some(_) => (
+            "Nothing was saved: this file was changed after you opened it.",
+            "Someone changed this file after you opened it (the activity feed says who). Below is your text, not theirs: save it to replace their changes, or ",
+        ),
+        None => (
+            "Nothing was saved: this file was deleted or renamed after you opened it.",
+            "This file was deleted or renamed after you opened it. Below is your text: save it to create the file again, or ",
+        ),
+    };
+    let conflict = html! {
+        p { (what) a href=(file_href("view", rel)) { "see the file as it is now" } "." }
+    };
+    let markup = editor(
+        identity,
+        rel,
+        Some(Flash::Error(flash)),
+        content,
+        now,
+        Some(conflict),
+    );
+    (StatusCode::CONFLICT, markup).into_response()
 }
 
 /// `GET /files/download?path=`: the exact bytes, as an attachment.
