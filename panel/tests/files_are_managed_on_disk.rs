@@ -825,3 +825,35 @@ async fn a_save_with_the_version_it_opened_goes_through_and_keeps_crlf() {
         .assert_redirect("/files?path=&notice=");
     assert_eq!(std::fs::read(&file).unwrap(), b"a\r\nb\r\nc\r\n");
 }
+
+#[tokio::test]
+async fn a_change_made_but_not_recorded_says_so_instead_of_inviting_a_retry() {
+    use sqlx::Connection;
+    let panel = Panel::start().await;
+    let carl = provisioned(&panel).await;
+    let url = format!("sqlite://{}", panel.data_dir().join("panel.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("panel.db");
+    sqlx::query(
+        "CREATE TRIGGER feed_down BEFORE INSERT ON activity BEGIN SELECT RAISE(ABORT, 'feed down'); END",
+    )
+    .execute(&mut db)
+    .await
+    .expect("trigger");
+
+    let reply = save(&panel, &carl, "saved.txt", "on disk\n").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let page = reply.text();
+    assert!(
+        page.contains(
+            "Saved saved.txt: that was done, but the panel could not add it to the activity feed."
+        ),
+        "{page}"
+    );
+    assert!(!page.contains("Nothing you typed was lost"), "{page}");
+    assert_eq!(
+        std::fs::read_to_string(panel.files_of("carl").join("saved.txt")).unwrap(),
+        "on disk\n"
+    );
+}

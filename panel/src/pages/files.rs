@@ -803,8 +803,24 @@ async fn record(
     kind: ActivityKind,
     summary: String,
 ) -> Result<(), PageError> {
-    let entry = ActivityEntry::new(identity, kind, summary);
-    Ok(panel.store.record_activity(account.id, &entry).await?)
+    let entry = ActivityEntry::new(identity, kind, summary.clone());
+    panel
+        .store
+        .record_activity(account.id, &entry)
+        .await
+        .map_err(|error| {
+            // The change is on disk: a page inviting a retry would have it made twice.
+            tracing::error!(%error, %summary, "a file change was made but not recorded in the activity feed");
+            PageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Done, but not recorded",
+                format!(
+                    "{summary}: that was done, but the panel could not add it to the activity feed. \
+                     There is no need to do it again; tell your provider that the feed is missing this change."
+                ),
+            )
+            .back_to("/files", "Back to your files")
+        })
 }
 
 #[cfg(test)]
