@@ -356,9 +356,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => crate::demo::run(args),
         Command::Check => {
             let config = Config::load(&config_path)?;
-            let prepared = runtime()?.block_on(crate::server::prepare(&config))?;
+            let (policies, backend, schema) = runtime()?.block_on(crate::server::check(&config))?;
             println!(
-                "{}: OK (listeners: {}{}; upstream {}; {}; database {:?})",
+                "{}: OK (listeners: {}{}; upstream {}; {}; database {:?}, {schema})",
                 config_path.display(),
                 config
                     .tls
@@ -371,8 +371,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|h| format!(" http {}", h.listen))
                     .unwrap_or_default(),
                 config.upstream.address,
-                prepared.policies.describe(),
-                prepared.store.backend(),
+                policies.describe(),
+                backend,
             );
             Ok(())
         }

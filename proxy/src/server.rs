@@ -61,6 +61,28 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     })
 }
 
+/// What `actas check` validates: everything [`prepare`] loads, but the database is only
+/// looked at ([`Store::inspect`]): check neither creates it nor applies migrations.
+pub async fn check(
+    config: &Config,
+) -> anyhow::Result<(PolicySet, crate::store::Backend, crate::store::Schema)> {
+    if let Some(tls) = &config.tls {
+        tls_pair_is_usable(config, tls)?;
+    }
+    Signer25519::load(&config.assertion.signing_key)?;
+    let policies = PolicySet::load(&config.policy.dir)?;
+    let (backend, schema) = Store::inspect(&config.database.url)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: `database.url`: cannot use the database {}",
+                config.source.display(),
+                crate::store::redacted_url(&config.database.url)
+            )
+        })?;
+    Ok((policies, backend, schema))
+}
+
 /// Loads the certificate chain and private key the way the HTTPS listener will, and fails
 /// naming the `tls` keys and the files when they do not parse or do not belong together.
 ///

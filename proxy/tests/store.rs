@@ -1074,3 +1074,127 @@ fn the_audit_writer_stores_text_holding_nul_on_both_backends() {
         Verifier::new("w").check(&records[0]).unwrap();
     }
 }
+
+#[tokio::test]
+async fn inspecting_a_database_reports_its_schema_and_changes_nothing() {
+    use actas_proxy::store::{Durability, Schema};
+    use std::borrow::Cow;
+    let dir = tempfile::tempdir().unwrap();
+
+    // An SQLite file that is not there is reported, not made.
+    let missing = dir.path().join("missing.db");
+    let (backend, schema) = Store::inspect(&format!("sqlite://{}", missing.display()))
+        .await
+        .unwrap();
+    assert_eq!((backend, schema), (Backend::Sqlite, Schema::NotCreated));
+    assert!(!missing.exists(), "inspect created the database");
+
+    let all: Vec<i64> = sqlx::migrate!("./migrations")
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    let urls = [
+        format!("sqlite://{}", dir.path().join("i.db").display()),
+        postgres_schema("inspect").await,
+    ];
+    for url in urls {
+        // Nothing applied yet (an empty database): every migration is pending.
+        let empty = Store::connect(&url, 1, Durability::Process).await.unwrap();
+        empty.close().await;
+        let (_, schema) = Store::inspect(&url).await.unwrap();
+        assert_eq!(
+            schema,
+            Schema::Behind {
+                pending: all.clone()
+            },
+            "{url}"
+        );
+
+        // As the first release left it: only migration 1 applied.
+        let old = Store::connect(&url, 1, Durability::Process).await.unwrap();
+        let mut first = sqlx::migrate!("./migrations");
+        first.migrations = Cow::Owned(
+            first
+                .migrations
+                .iter()
+                .filter(|m| m.version == 1)
+                .cloned()
+                .collect(),
+        );
+        first.run(old.pool()).await.unwrap();
+        let count = || async {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(old.pool())
+                .await
+                .unwrap();
+            n
+        };
+        let (_, schema) = Store::inspect(&url).await.unwrap();
+        assert_eq!(
+            schema,
+            Schema::Behind {
+                pending: all[1..].to_vec()
+            },
+            "{url}"
+        );
+        assert_eq!(
+            schema.to_string(),
+            format!(
+                "{} migrations pending (2, 3); serve applies them",
+                all.len() - 1
+            )
+        );
+        assert_eq!(count().await, 1, "{url}: inspect applied migrations");
+
+        // Current once serve's open has run.
+        Store::open(&url, 1).await.unwrap().close().await;
+        let (backend, schema) = Store::inspect(&url).await.unwrap();
+        assert_eq!(schema, Schema::Current, "{url}");
+        assert_eq!(backend == Backend::Sqlite, url.starts_with("sqlite:"));
+
+        // What serve would refuse, check refuses too, saying why.
+        let refused = |what: &'static str| {
+            let url = url.clone();
+            async move {
+                match Store::inspect(&url).await {
+                    Err(StoreError::Schema(message)) => message,
+                    other => panic!("{url}: {what}: {other:?}"),
+                }
+            }
+        };
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = ? WHERE version = 2"
+                .replace(
+                    '?',
+                    if url.starts_with("sqlite:") {
+                        "x'00'"
+                    } else {
+                        "'\\x00'::bytea"
+                    },
+                )
+                .as_str(),
+        )
+        .execute(old.pool())
+        .await
+        .unwrap();
+        assert!(refused("changed").await.contains("migration 2"), "{url}");
+        sqlx::query("UPDATE _sqlx_migrations SET success = (1 = 0) WHERE version = 1")
+            .execute(old.pool())
+            .await
+            .unwrap();
+        assert!(refused("failed").await.contains("failed part-way"), "{url}");
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version <> 3")
+            .execute(old.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             SELECT 999, 'later', success, checksum, execution_time FROM _sqlx_migrations WHERE version = 3",
+        )
+        .execute(old.pool())
+        .await
+        .unwrap();
+        assert!(refused("newer").await.contains("newer release"), "{url}");
+        old.close().await;
+    }
+}

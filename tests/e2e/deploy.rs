@@ -108,6 +108,20 @@ fn check(text: &str, what: &str) {
     let config = runnable(text, dir.path());
     let (ok, out, err) = actas(&config, &["check"], None);
     assert!(ok, "{what}: actas check failed: {err}{out}");
+    // Check looks at the database and changes nothing: it does not create one.
+    if !std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("postgres://")
+    {
+        assert!(
+            out.contains("not created yet; serve creates it"),
+            "{what}: {out}"
+        );
+        assert!(
+            !dir.path().join("actas.db").exists(),
+            "{what}: check created the database"
+        );
+    }
 }
 
 #[test]

@@ -701,6 +701,7 @@ fn check_accepts_a_good_config() {
     let (ok, out, err) = stack.actas(&["check"]);
     assert!(ok, "{err}");
     assert!(out.contains("OK"), "{out}");
+    assert!(out.contains("schema current"), "{out}");
 }
 
 #[test]

@@ -53,9 +53,46 @@ pub enum StoreError {
     /// A row holds a value this version does not understand.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The database's record of its migrations does not fit this release.
+    #[error("database schema: {0}")]
+    Schema(String),
     /// A batch was given more rows than it was begun for (a bug in the caller).
     #[error("audit batch overrun: {0}")]
     BatchOverrun(String),
+}
+
+/// Where a database's schema stands against this binary's migrations ([`Store::inspect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// The SQLite file is not there yet; `serve` creates it.
+    NotCreated,
+    /// Every migration of this release is applied.
+    Current,
+    /// These migrations (versions) are not applied yet; `serve` applies them.
+    Behind {
+        /// Their versions, in order.
+        pending: Vec<i64>,
+    },
+}
+
+impl std::fmt::Display for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schema::NotCreated => f.write_str("not created yet; serve creates it"),
+            Schema::Current => f.write_str("schema current"),
+            Schema::Behind { pending } => {
+                let list: Vec<String> = pending.iter().map(i64::to_string).collect();
+                write!(
+                    f,
+                    "{} migration{} pending ({}); serve applies {}",
+                    pending.len(),
+                    if pending.len() == 1 { "" } else { "s" },
+                    list.join(", "),
+                    if pending.len() == 1 { "it" } else { "them" }
+                )
+            }
+        }
+    }
 }
 
 /// Durability wanted of a pool's connections (SQLite only; PostgreSQL always commits durably).
@@ -97,6 +134,75 @@ impl Store {
     /// answer "0 records, intact" for a mistyped path.
     pub async fn open_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         Store::open(&with_sqlite_mode(url, "rw"), max_connections).await
+    }
+
+    /// Where the database's schema stands against this binary's migrations, for `actas
+    /// check`: it looks and changes nothing. An SQLite file that is not there is not
+    /// created ([`Schema::NotCreated`]: `serve` creates it), and pending migrations are
+    /// reported, not applied, so a check of a new release against a database that older
+    /// instances still serve from does not change it under them. A database that a newer
+    /// release migrated, or whose recorded migrations differ from this binary's or failed,
+    /// is an error, as `serve` would find it.
+    pub async fn inspect(url: &str) -> Result<(Backend, Schema), StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+            let file = options.get_filename();
+            if file != std::path::Path::new(":memory:") && !file.exists() {
+                return Ok((Backend::Sqlite, Schema::NotCreated));
+            }
+        }
+        let store = Store::connect(&with_sqlite_mode(url, "rw"), 1, Durability::Process).await?;
+        let tracked = match store.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let (tables,): (i64,) = sqlx::query_as(tracked).fetch_one(&store.pool).await?;
+        let applied: Vec<(i64, i64, Vec<u8>)> = if tables == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT version, CAST(CASE WHEN success THEN 1 ELSE 0 END AS BIGINT), checksum FROM _sqlx_migrations ORDER BY version",
+            )
+            .fetch_all(&store.pool)
+            .await?
+        };
+        store.pool.close().await;
+        let mut pending: Vec<i64> = MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .collect();
+        for (version, success, checksum) in applied {
+            let Some(known) = MIGRATOR.iter().find(|m| m.version == version) else {
+                return Err(StoreError::Schema(format!(
+                    "migration {version} was applied by a newer release of actas than this one"
+                )));
+            };
+            if success == 0 {
+                return Err(StoreError::Schema(format!(
+                    "migration {version} ({}) failed part-way when it was applied; restore a backup",
+                    known.description
+                )));
+            }
+            if *known.checksum != *checksum {
+                return Err(StoreError::Schema(format!(
+                    "migration {version} ({}) applied to this database differs from this release's",
+                    known.description
+                )));
+            }
+            pending.retain(|v| *v != version);
+        }
+        let schema = if pending.is_empty() {
+            Schema::Current
+        } else {
+            Schema::Behind { pending }
+        };
+        Ok((store.backend, schema))
     }
 
     /// Connects without migrating (for a second pool on an already opened store).
