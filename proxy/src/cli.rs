@@ -199,7 +199,9 @@ pub enum CertsCommand {
         /// More names for the server certificate.
         #[arg(long = "name")]
         names: Vec<String>,
-        /// Replace existing files.
+        /// Make a new set even if one is there: the CA, the server certificate and the
+        /// assertion signing key are all replaced, so browsers must trust the new CA and
+        /// the panel must be given the new public key.
         #[arg(long)]
         force: bool,
     },
