@@ -727,3 +727,55 @@ fn ctrl_c_at_the_password_prompt_ends_the_command_and_gives_the_terminal_back_ec
     assert!(ok);
     assert!(!listed.contains("fay"), "{listed}");
 }
+
+#[test]
+fn reading_commands_and_check_leave_a_database_behind_this_release_as_it_is() {
+    // As if the database were last migrated by the release before migration 3: the
+    // instances that serve from it still run that release.
+    let stack = no_server();
+    let db = stack.path().join("actas.db");
+    let migrations = || {
+        block_on(async {
+            let mut c = sqlite_at(&db).await;
+            let rows: Vec<(i64,)> =
+                sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|(v,)| v).collect::<Vec<i64>>()
+        })
+    };
+    let all = migrations();
+    assert!(all.contains(&3), "{all:?}");
+    block_on(async {
+        let mut c = sqlite_at(&db).await;
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+
+    let (ok, out, err) = stack.actas(&["check"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 migration pending (3); serve applies it"),
+        "{out}"
+    );
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "export"],
+        &["audit", "tail"],
+    ] {
+        let (ok, out, err) = stack.actas(args);
+        assert!(!ok, "{args:?} read a database behind this release: {out}");
+        assert!(
+            err.contains("behind this release") && err.contains("pending (3)"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        migrations(),
+        all[..all.len() - 1],
+        "a command migrated the database"
+    );
+}

@@ -129,11 +129,24 @@ impl Store {
         Ok(store)
     }
 
-    /// As `open`, for commands that read what is there (`audit`, `policy explain`): an
-    /// SQLite file that does not exist is an error, not a new, empty database that would
-    /// answer "0 records, intact" for a mistyped path.
+    /// For commands that read what is there (`audit`, `policy explain`): an SQLite file
+    /// that does not exist is an error, not a new, empty database that would answer
+    /// "0 records, intact" for a mistyped path; and the database is read as it is,
+    /// never migrated. A database behind this release is an error: migrating it from a
+    /// command run beside older instances would change it under them.
     pub async fn open_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        Store::open(&with_sqlite_mode(url, "rw"), max_connections).await
+        match Store::inspect(url).await? {
+            (_, Schema::Current) => {
+                Store::connect(&with_sqlite_mode(url, "rw"), max_connections, Durability::Process)
+                    .await
+            }
+            (_, Schema::NotCreated) => Err(StoreError::Schema(
+                "there is no database file there (serve or `actas accounts add` creates it)".into(),
+            )),
+            (_, behind @ Schema::Behind { .. }) => Err(StoreError::Schema(format!(
+                "the database is behind this release of actas: {behind}; until then, use the release that serves it"
+            ))),
+        }
     }
 
     /// Where the database's schema stands against this binary's migrations, for `actas
