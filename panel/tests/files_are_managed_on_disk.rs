@@ -712,6 +712,21 @@ fn editor_version(page: &str) -> String {
     page[at..at + page[at..].find('"').expect("end of the value")].to_owned()
 }
 
+/// Writes `text` to carl's file `name` and opens it in the editor as `who`: the file's
+/// path on disk and the version the editor page carries.
+async fn opened_in_the_editor(
+    panel: &Panel,
+    who: &Who,
+    name: &str,
+    text: &str,
+) -> (std::path::PathBuf, String) {
+    let file = panel.files_of("carl").join(name);
+    std::fs::write(&file, text).expect("write");
+    let opened = panel.get(who, &format!("/files/edit?path={name}")).await;
+    assert_eq!(opened.status, StatusCode::OK);
+    (file, editor_version(&opened.text()))
+}
+
 /// Sends the editor's form as the editor page would: with the version it opened.
 async fn save_over(panel: &Panel, who: &Who, path: &str, content: &str, version: &str) -> Reply {
     panel
@@ -789,10 +804,7 @@ async fn a_save_over_a_file_changed_since_it_was_opened_is_refused_and_loses_nei
 async fn a_save_over_a_file_deleted_since_it_was_opened_does_not_bring_it_back() {
     let panel = Panel::start().await;
     let carl = provisioned(&panel).await;
-    let file = panel.files_of("carl").join("old.txt");
-    std::fs::write(&file, "old\n").expect("write");
-    let opened = panel.get(&carl, "/files/edit?path=old.txt").await;
-    let version = editor_version(&opened.text());
+    let (file, version) = opened_in_the_editor(&panel, &carl, "old.txt", "old\n").await;
     std::fs::remove_file(&file).expect("delete");
 
     let refused = save_over(&panel, &carl, "old.txt", "still wanted\n", &version).await;
@@ -816,10 +828,7 @@ async fn a_save_over_a_file_deleted_since_it_was_opened_does_not_bring_it_back()
 async fn a_save_with_the_version_it_opened_goes_through_and_keeps_crlf() {
     let panel = Panel::start().await;
     let carl = provisioned(&panel).await;
-    let file = panel.files_of("carl").join("dos.txt");
-    std::fs::write(&file, "a\r\nb\r\n").expect("write");
-    let opened = panel.get(&carl, "/files/edit?path=dos.txt").await;
-    let version = editor_version(&opened.text());
+    let (file, version) = opened_in_the_editor(&panel, &carl, "dos.txt", "a\r\nb\r\n").await;
     save_over(&panel, &carl, "dos.txt", "a\r\nb\r\nc\r\n", &version)
         .await
         .assert_redirect("/files?path=&notice=");

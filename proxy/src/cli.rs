@@ -253,22 +253,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.database.url, 2)
         .await
-        .with_context(|| cannot_open(config))
+        .with_context(|| crate::server::cannot_open_database(config))
 }
 
 /// The store of a command that only reads: a missing SQLite file is an error.
 async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
     Store::open_existing(&config.database.url, 2)
         .await
-        .with_context(|| cannot_open(config))
-}
-
-fn cannot_open(config: &Config) -> String {
-    format!(
-        "{}: `database.url`: cannot open the database {}",
-        config.source.display(),
-        crate::store::redacted_url(&config.database.url)
-    )
+        .with_context(|| crate::server::cannot_open_database(config))
 }
 
 /// Reads a password: typed at a terminal without echo, or the first line of piped input.

@@ -28,7 +28,7 @@ use crate::proxy::Actas;
 use crate::session::SessionCache;
 use crate::store::Store;
 
-/// Everything `check` validates, and `serve` uses, before any listener opens.
+/// Everything `serve` uses before any listener opens.
 pub struct Prepared {
     /// The store, migrated.
     pub store: Store,
@@ -38,22 +38,13 @@ pub struct Prepared {
     pub signer: Signer25519,
 }
 
-/// Validates the configuration's files: TLS material, signing key, policies, database.
+/// Validates the configuration's files (TLS material, signing key, policies) and opens the
+/// database, creating and migrating it as needed.
 pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
-    if let Some(tls) = &config.tls {
-        tls_pair_is_usable(config, tls)?;
-    }
-    let signer = Signer25519::load(&config.assertion.signing_key)?;
-    let policies = PolicySet::load(&config.policy.dir)?;
+    let (signer, policies) = load_files(config)?;
     let store = Store::open(&config.database.url, config.database.max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "{}: `database.url`: cannot open the database {}",
-                config.source.display(),
-                crate::store::redacted_url(&config.database.url)
-            )
-        })?;
+        .with_context(|| cannot_open_database(config))?;
     Ok(Prepared {
         store,
         policies,
@@ -61,26 +52,36 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     })
 }
 
-/// What `actas check` validates: everything [`prepare`] loads, but the database is only
+/// What `actas check` validates: the files [`prepare`] loads, and the database only
 /// looked at ([`Store::inspect`]): check neither creates it nor applies migrations.
 pub async fn check(
     config: &Config,
 ) -> anyhow::Result<(PolicySet, crate::store::Backend, crate::store::Schema)> {
+    let (_, policies) = load_files(config)?;
+    let (backend, schema) = Store::inspect(&config.database.url)
+        .await
+        .with_context(|| cannot_open_database(config))?;
+    Ok((policies, backend, schema))
+}
+
+/// The TLS material (checked), the signing key and the policies.
+fn load_files(config: &Config) -> anyhow::Result<(Signer25519, PolicySet)> {
     if let Some(tls) = &config.tls {
         tls_pair_is_usable(config, tls)?;
     }
-    Signer25519::load(&config.assertion.signing_key)?;
+    let signer = Signer25519::load(&config.assertion.signing_key)?;
     let policies = PolicySet::load(&config.policy.dir)?;
-    let (backend, schema) = Store::inspect(&config.database.url)
-        .await
-        .with_context(|| {
-            format!(
-                "{}: `database.url`: cannot use the database {}",
-                config.source.display(),
-                crate::store::redacted_url(&config.database.url)
-            )
-        })?;
-    Ok((policies, backend, schema))
+    Ok((signer, policies))
+}
+
+/// The context of an error opening the configured database: the file, the key and the
+/// URL without its credentials.
+pub fn cannot_open_database(config: &Config) -> String {
+    format!(
+        "{}: `database.url`: cannot open the database {}",
+        config.source.display(),
+        crate::store::redacted_url(&config.database.url)
+    )
 }
 
 /// Loads the certificate chain and private key the way the HTTPS listener will, and fails

@@ -939,10 +939,26 @@ async fn the_impersonation_index_holds_only_records_made_while_impersonating() {
     }
 }
 
-#[tokio::test]
-async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_intact() {
+/// A store at `url` as the first release left it: only migration 1 applied.
+async fn as_the_first_release_left_it(url: &str) -> Store {
     use actas_proxy::store::Durability;
     use std::borrow::Cow;
+    let store = Store::connect(url, 1, Durability::Process).await.unwrap();
+    let mut first = sqlx::migrate!("./migrations");
+    first.migrations = Cow::Owned(
+        first
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect(),
+    );
+    first.run(store.pool()).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_intact() {
     let dir = tempfile::tempdir().unwrap();
     let urls = [
         format!("sqlite://{}", dir.path().join("m.db").display()),
@@ -950,17 +966,7 @@ async fn an_audit_log_of_the_first_schema_is_rekeyed_by_chain_with_every_record_
     ];
     for url in urls {
         // A store as the first release left it: only migration 1 applied, records written.
-        let old = Store::connect(&url, 1, Durability::Process).await.unwrap();
-        let mut first = sqlx::migrate!("./migrations");
-        first.migrations = Cow::Owned(
-            first
-                .migrations
-                .iter()
-                .filter(|m| m.version == 1)
-                .cloned()
-                .collect(),
-        );
-        first.run(old.pool()).await.unwrap();
+        let old = as_the_first_release_left_it(&url).await;
         assert_eq!(
             audit_indexes(&old).await.len(),
             6,
@@ -1078,7 +1084,6 @@ fn the_audit_writer_stores_text_holding_nul_on_both_backends() {
 #[tokio::test]
 async fn inspecting_a_database_reports_its_schema_and_changes_nothing() {
     use actas_proxy::store::{Durability, Schema};
-    use std::borrow::Cow;
     let dir = tempfile::tempdir().unwrap();
 
     // An SQLite file that is not there is reported, not made.
@@ -1111,17 +1116,7 @@ async fn inspecting_a_database_reports_its_schema_and_changes_nothing() {
         );
 
         // As the first release left it: only migration 1 applied.
-        let old = Store::connect(&url, 1, Durability::Process).await.unwrap();
-        let mut first = sqlx::migrate!("./migrations");
-        first.migrations = Cow::Owned(
-            first
-                .migrations
-                .iter()
-                .filter(|m| m.version == 1)
-                .cloned()
-                .collect(),
-        );
-        first.run(old.pool()).await.unwrap();
+        let old = as_the_first_release_left_it(&url).await;
         let count = || async {
             let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
                 .fetch_one(old.pool())

@@ -135,17 +135,19 @@ impl Store {
     /// never migrated. A database behind this release is an error: migrating it from a
     /// command run beside older instances would change it under them.
     pub async fn open_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        match Store::inspect(url).await? {
-            (_, Schema::Current) => {
-                Store::connect(&with_sqlite_mode(url, "rw"), max_connections, Durability::Process)
-                    .await
-            }
-            (_, Schema::NotCreated) => Err(StoreError::Schema(
+        let Some(store) = Store::connect_existing(url, max_connections).await? else {
+            return Err(StoreError::Schema(
                 "there is no database file there (serve or `actas accounts add` creates it)".into(),
-            )),
-            (_, behind @ Schema::Behind { .. }) => Err(StoreError::Schema(format!(
-                "the database is behind this release of actas: {behind}; until then, use the release that serves it"
-            ))),
+            ));
+        };
+        match store.schema().await? {
+            Schema::Current => Ok(store),
+            behind => {
+                store.close().await;
+                Err(StoreError::Schema(format!(
+                    "the database is behind this release of actas: {behind}; until then, use the release that serves it"
+                )))
+            }
         }
     }
 
@@ -153,19 +155,40 @@ impl Store {
     /// check`: it looks and changes nothing. An SQLite file that is not there is not
     /// created ([`Schema::NotCreated`]: `serve` creates it), and pending migrations are
     /// reported, not applied, so a check of a new release against a database that older
-    /// instances still serve from does not change it under them. A database that a newer
-    /// release migrated, or whose recorded migrations differ from this binary's or failed,
-    /// is an error, as `serve` would find it.
+    /// instances still serve from does not change it under them.
     pub async fn inspect(url: &str) -> Result<(Backend, Schema), StoreError> {
+        let Some(store) = Store::connect_existing(url, 1).await? else {
+            return Ok((Backend::Sqlite, Schema::NotCreated));
+        };
+        let schema = store.schema().await;
+        store.close().await;
+        Ok((store.backend, schema?))
+    }
+
+    /// Connects to the database that is there without creating or migrating it; `None`
+    /// for an SQLite file that does not exist.
+    async fn connect_existing(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<Option<Store>, StoreError> {
         if url.starts_with("sqlite:") {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
             let file = options.get_filename();
             if file != std::path::Path::new(":memory:") && !file.exists() {
-                return Ok((Backend::Sqlite, Schema::NotCreated));
+                return Ok(None);
             }
         }
-        let store = Store::connect(&with_sqlite_mode(url, "rw"), 1, Durability::Process).await?;
-        let tracked = match store.backend {
+        let url = with_sqlite_mode(url, "rw");
+        Ok(Some(
+            Store::connect(&url, max_connections, Durability::Process).await?,
+        ))
+    }
+
+    /// This database's applied migrations against this binary's: current, or which are
+    /// pending. A migration applied by a newer release, one that failed part-way and one
+    /// whose checksum differs are errors, as `serve` would find them.
+    async fn schema(&self) -> Result<Schema, StoreError> {
+        let tracked = match self.backend {
             Backend::Sqlite => {
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
             }
@@ -174,48 +197,46 @@ impl Store {
                  WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
             }
         };
-        let (tables,): (i64,) = sqlx::query_as(tracked).fetch_one(&store.pool).await?;
+        let (tables,): (i64,) = sqlx::query_as(tracked).fetch_one(&self.pool).await?;
         let applied: Vec<(i64, i64, Vec<u8>)> = if tables == 0 {
             Vec::new()
         } else {
             sqlx::query_as(
                 "SELECT version, CAST(CASE WHEN success THEN 1 ELSE 0 END AS BIGINT), checksum FROM _sqlx_migrations ORDER BY version",
             )
-            .fetch_all(&store.pool)
+            .fetch_all(&self.pool)
             .await?
         };
-        store.pool.close().await;
-        let mut pending: Vec<i64> = MIGRATOR
-            .iter()
-            .filter(|m| m.migration_type.is_up_migration())
-            .map(|m| m.version)
-            .collect();
-        for (version, success, checksum) in applied {
-            let Some(known) = MIGRATOR.iter().find(|m| m.version == version) else {
+        for (version, success, checksum) in &applied {
+            let Some(known) = MIGRATOR.iter().find(|m| m.version == *version) else {
                 return Err(StoreError::Schema(format!(
                     "migration {version} was applied by a newer release of actas than this one"
                 )));
             };
-            if success == 0 {
+            if *success == 0 {
                 return Err(StoreError::Schema(format!(
                     "migration {version} ({}) failed part-way when it was applied; restore a backup",
                     known.description
                 )));
             }
-            if *known.checksum != *checksum {
+            if *known.checksum != **checksum {
                 return Err(StoreError::Schema(format!(
                     "migration {version} ({}) applied to this database differs from this release's",
                     known.description
                 )));
             }
-            pending.retain(|v| *v != version);
         }
-        let schema = if pending.is_empty() {
+        let pending: Vec<i64> = MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .filter(|v| !applied.iter().any(|(a, _, _)| a == v))
+            .collect();
+        Ok(if pending.is_empty() {
             Schema::Current
         } else {
             Schema::Behind { pending }
-        };
-        Ok((store.backend, schema))
+        })
     }
 
     /// Connects without migrating (for a second pool on an already opened store).
